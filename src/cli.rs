@@ -1,0 +1,51 @@
+//! The command line: arguments only. Each command lives in `commands/<name>.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Compile one platform config into the Kubernetes manifests of an ML platform: Apache
+/// Airflow, MLflow and JupyterHub, with their databases and secrets.
+///
+/// Exit codes: 0 success (or up to date), 1 out/ differs from a fresh render (--check),
+/// 2 error.
+#[derive(Debug, Parser)]
+#[command(name = "mlplat", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the platform into a directory of manifests (`kubectl apply -k out/`).
+    Render(RenderArgs),
+    /// Write a commented starter config and a new platform secret key.
+    Init(InitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// The platform config.
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+    /// The output directory: mlplat owns it and replaces it whole.
+    #[arg(short, long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// Write nothing; exit 1 and name the files that differ when the output is stale.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Where to write platform.yaml and mlplat.key.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// The platform's name.
+    #[arg(long, default_value = "mlops")]
+    pub name: String,
+    /// Replace an existing platform.yaml (the key file is never replaced).
+    #[arg(long)]
+    pub force: bool,
+}

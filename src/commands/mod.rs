@@ -1,0 +1,32 @@
+//! The commands. Each returns what happened; `main` turns it into an exit code.
+
+pub mod init;
+pub mod render;
+
+use crate::cli::{Cli, Command};
+
+/// How a successful command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, or already up to date: exit 0.
+    Clean,
+    /// The output differs from a fresh render: exit 1.
+    Drift,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::Drift => 1,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Render(args) => render::run(&args),
+        Command::Init(args) => init::run(&args),
+    }
+}

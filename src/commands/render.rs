@@ -1,0 +1,57 @@
+//! `mlplat render`: config in, `out/` written atomically, or compared with `--check`.
+
+use anyhow::Context;
+
+use super::Outcome;
+use crate::cli::RenderArgs;
+use crate::{config, output, render};
+
+pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
+    let loaded = config::load(&args.config)?;
+    let tree =
+        render::render(&loaded).context("internal error while rendering (please report it)")?;
+    let out = args.out.display();
+    if args.check {
+        let drift = output::check(&tree, &args.out)?;
+        for path in &drift.loose_mode {
+            eprintln!(
+                "warning: {out}/{path} holds Secret data and others can read it: `chmod 600` it, or render again"
+            );
+        }
+        if drift.is_empty() {
+            eprintln!("mlplat: {out} is up to date ({} files)", tree.files.len());
+            return Ok(Outcome::Clean);
+        }
+        println!(
+            "{out} is stale: a fresh render of {} differs",
+            args.config.display()
+        );
+        for line in drift.lines() {
+            println!("  {line}");
+        }
+        println!(
+            "run `mlplat render -c {} -o {out}` to update it",
+            args.config.display()
+        );
+        return Ok(Outcome::Drift);
+    }
+    let written = output::write(&tree, &args.out)?;
+    let dirs: Vec<&str> = tree
+        .files
+        .keys()
+        .filter_map(|p| p.strip_suffix("/kustomization.yaml"))
+        .collect();
+    if written {
+        eprintln!(
+            "mlplat: wrote {out} ({} files: {})",
+            tree.files.len(),
+            dirs.join(", ")
+        );
+    } else {
+        eprintln!(
+            "mlplat: {out} is already up to date ({} files)",
+            tree.files.len()
+        );
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,819 @@
+//! Stage 1: read `platform.yaml`, check it against the schema, and resolve the values only the
+//! user has (`fromEnv`, `fromFile`). Every problem is collected and reported with its position.
+
+pub mod diagnostic;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use diagnostic::key_path;
+pub use diagnostic::{Diagnostic, Diagnostics};
+
+use crate::secrets::Secret;
+use crate::yaml::{self, Node};
+
+/// The environment variable read when the config names no secret key.
+pub const KEY_ENV: &str = "MLPLAT_SECRET_KEY";
+/// The key file read, beside the config, when neither the config nor the environment names one.
+pub const KEY_FILE: &str = "mlplat.key";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlatformConfig {
+    pub platform: String,
+    #[serde(default)]
+    pub delivery: Delivery,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+    #[serde(default)]
+    pub backends: BackendsConfig,
+    #[serde(default)]
+    pub tools: ToolsConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    #[default]
+    Flux,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretsConfig {
+    pub key: Option<ValueSource>,
+    #[serde(default)]
+    pub mode: SecretMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretMode {
+    #[default]
+    Plain,
+}
+
+/// Where a value only the user has comes from. Resolved once, at load time, into [`Inputs`].
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValueSource {
+    pub from_env: Option<String>,
+    pub from_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendsConfig {
+    #[serde(default)]
+    pub postgres: PostgresConfig,
+    #[serde(default)]
+    pub artifacts: ArtifactsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresConfig {
+    #[serde(default)]
+    pub mode: PostgresMode,
+    #[serde(default)]
+    pub in_cluster: InClusterPostgres,
+    pub external: Option<ExternalPostgres>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostgresMode {
+    #[default]
+    InCluster,
+    External,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InClusterPostgres {
+    pub namespace: Option<String>,
+    pub image: Option<String>,
+    pub storage: Option<String>,
+    pub storage_class: Option<String>,
+    pub resources: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalPostgres {
+    pub host: String,
+    pub port: Option<u16>,
+    pub sslmode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactsConfig {
+    #[serde(default)]
+    pub mode: ArtifactsMode,
+    #[serde(default)]
+    pub pvc: PvcConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactsMode {
+    #[default]
+    Pvc,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PvcConfig {
+    pub size: Option<String>,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolsConfig {
+    pub airflow: Option<AirflowConfig>,
+    pub mlflow: Option<MlflowConfig>,
+    pub jupyterhub: Option<JupyterhubConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChartConfig {
+    pub repository: Option<String>,
+    pub name: Option<String>,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressConfig {
+    pub host: String,
+    pub class_name: Option<String>,
+    pub tls_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<ValueSource>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AirflowFlavor {
+    #[default]
+    Official,
+    Community,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AirflowConfig {
+    pub enabled: Option<bool>,
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub flavor: AirflowFlavor,
+    pub chart: Option<ChartConfig>,
+    pub executor: Option<String>,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    pub dags: Option<DagsConfig>,
+    #[serde(default)]
+    pub users: Vec<AirflowUser>,
+    pub ingress: Option<IngressConfig>,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DagsConfig {
+    pub repo: String,
+    pub branch: Option<String>,
+    pub sub_path: Option<String>,
+    pub sync_wait: Option<u32>,
+    pub credentials: Option<GitCredentials>,
+    pub ssh_key: Option<ValueSource>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitCredentials {
+    pub username: String,
+    pub token: ValueSource,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AirflowUser {
+    pub username: String,
+    pub role: String,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub password: Option<ValueSource>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MlflowConfig {
+    pub enabled: Option<bool>,
+    pub namespace: Option<String>,
+    pub image: Option<String>,
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub artifacts: MlflowArtifacts,
+    #[serde(default)]
+    pub auth: MlflowAuth,
+    pub resources: Option<Value>,
+    pub ingress: Option<IngressConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MlflowArtifacts {
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MlflowAuth {
+    pub admin_username: Option<String>,
+    pub admin_password: Option<ValueSource>,
+    pub default_permission: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JupyterhubConfig {
+    pub enabled: Option<bool>,
+    pub namespace: Option<String>,
+    pub chart: Option<ChartConfig>,
+    #[serde(default)]
+    pub database: HubDatabase,
+    #[serde(default)]
+    pub auth: HubAuth,
+    #[serde(default)]
+    pub singleuser: Singleuser,
+    #[serde(default)]
+    pub vscode: Vscode,
+    pub ingress: Option<IngressConfig>,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubDatabase {
+    #[serde(default, rename = "type")]
+    pub kind: HubDbKind,
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<ValueSource>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HubDbKind {
+    #[default]
+    Postgres,
+    SqlitePvc,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubAuth {
+    #[serde(default, rename = "type")]
+    pub kind: HubAuthKind,
+    #[serde(default)]
+    pub local_demo: bool,
+    #[serde(default)]
+    pub admin_users: Vec<String>,
+    #[serde(default)]
+    pub allowed_users: Vec<String>,
+    pub github: Option<GithubAuth>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum HubAuthKind {
+    #[default]
+    Native,
+    Github,
+    Dummy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GithubAuth {
+    pub client_id: String,
+    pub client_secret: ValueSource,
+    pub callback_url: String,
+    #[serde(default)]
+    pub allowed_organizations: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Singleuser {
+    pub image: Option<String>,
+    pub storage: Option<String>,
+    pub storage_class: Option<String>,
+    pub clone_dags: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Vscode {
+    pub enabled: Option<bool>,
+    pub image: Option<String>,
+}
+
+/// The values only the user has, read from the environment or from files, by the JSON pointer
+/// of their `{fromEnv|fromFile}` in the config (`/tools/airflow/dags/credentials/token`).
+#[derive(Debug, Default)]
+pub struct Inputs(BTreeMap<String, Secret>);
+
+impl Inputs {
+    pub fn get(&self, pointer: &str) -> Option<&Secret> {
+        self.0.get(pointer)
+    }
+}
+
+/// A user's chart values file, parsed.
+#[derive(Debug, Clone)]
+pub struct ValuesFile {
+    pub path: PathBuf,
+    pub value: Value,
+}
+
+/// A config that passed every check, with everything it refers to read in.
+#[derive(Debug)]
+pub struct Loaded {
+    pub file: PathBuf,
+    pub platform: PlatformConfig,
+    pub inputs: Inputs,
+    /// The platform secret key.
+    pub key: Secret,
+    /// Chart values files per tool (`airflow`, `jupyterhub`), in merge order.
+    pub values_files: BTreeMap<&'static str, Vec<ValuesFile>>,
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Reads, validates and resolves a config file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(path, &source)
+}
+
+/// Validates a config given as text; `path` is used for messages and relative paths.
+pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigError> {
+    let fail = |d: Vec<Diagnostic>| ConfigError::Invalid(Diagnostics(d));
+    let doc = match yaml::parse_document(source) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let d = Diagnostic::new(path, e.to_string()).at(e.pos(), source);
+            let d = match &e {
+                yaml::YamlError::DuplicateKey { .. } => d.help("remove one of the two"),
+                _ => d,
+            };
+            return Err(fail(vec![d]));
+        }
+    };
+    let value = doc.to_json();
+    let problems = schema::check(path, source, &doc, &value);
+    if !problems.is_empty() {
+        return Err(fail(problems));
+    }
+    let platform: PlatformConfig = match serde_json::from_value(value.clone()) {
+        Ok(p) => p,
+        // The schema and the types describe the same shape; a gap is a bug, reported plainly.
+        Err(e) => return Err(fail(vec![Diagnostic::new(path, e.to_string())])),
+    };
+    let ctx = Ctx {
+        file: path,
+        dir: path.parent().unwrap_or(Path::new("")),
+        source,
+        doc: &doc,
+    };
+    let mut problems = semantic_checks(&ctx, &platform);
+    let mut inputs = Inputs::default();
+    collect_inputs(&ctx, &value, "", &platform, &mut inputs, &mut problems);
+    let key = resolve_key(&ctx, &platform, &mut problems);
+    let values_files = load_values_files(&ctx, &platform, &mut problems);
+    problems.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
+    match key {
+        Some(key) if problems.is_empty() => Ok(Loaded {
+            file: path.to_path_buf(),
+            platform,
+            inputs,
+            key,
+            values_files,
+        }),
+        _ => Err(fail(problems)),
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+    source: &'a str,
+    doc: &'a Node,
+}
+
+impl Ctx<'_> {
+    fn diag(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(self.file, message)
+            .at(schema::locate(self.doc, pointer), self.source)
+            .key(key_path(pointer))
+    }
+}
+
+impl PlatformConfig {
+    /// Whether a tool is present in the config and not disabled.
+    pub fn enabled(&self, tool: &str) -> bool {
+        match tool {
+            "airflow" => self
+                .tools
+                .airflow
+                .as_ref()
+                .is_some_and(|t| t.enabled != Some(false)),
+            "mlflow" => self
+                .tools
+                .mlflow
+                .as_ref()
+                .is_some_and(|t| t.enabled != Some(false)),
+            "jupyterhub" => self
+                .tools
+                .jupyterhub
+                .as_ref()
+                .is_some_and(|t| t.enabled != Some(false)),
+            _ => false,
+        }
+    }
+}
+
+/// Rules a JSON Schema cannot say well: combinations of keys.
+fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if p.backends.postgres.mode == PostgresMode::External && p.backends.postgres.external.is_none()
+    {
+        out.push(
+            ctx.diag(
+                "/backends/postgres/mode",
+                "mode `external` needs `backends.postgres.external`",
+            )
+            .help("add external: {host: db.example.com, port: 5432}"),
+        );
+    }
+    if let Some(a) = p.tools.airflow.as_ref().filter(|_| p.enabled("airflow")) {
+        if let Some(d) = &a.dags {
+            if d.credentials.is_some() && d.ssh_key.is_some() {
+                out.push(ctx.diag(
+                    "/tools/airflow/dags/sshKey",
+                    "give either `credentials` (HTTPS) or `sshKey`, not both",
+                ));
+            }
+            if d.ssh_key.is_some() && d.repo.starts_with("http") {
+                out.push(
+                    ctx.diag(
+                        "/tools/airflow/dags/repo",
+                        "an SSH key needs an SSH repository URL",
+                    )
+                    .help("use git@host:org/repo.git or ssh://git@host/org/repo.git"),
+                );
+            }
+        }
+        if a.flavor == AirflowFlavor::Official && a.users.len() > 1 {
+            out.push(
+                ctx.diag(
+                    "/tools/airflow/users/1",
+                    "the official Airflow chart creates one user at install",
+                )
+                .help("keep one user here and add the others in Airflow, or use flavor: community"),
+            );
+        }
+    }
+    if let Some(m) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
+        if m.replicas.unwrap_or(1) > 1 && p.backends.artifacts.mode == ArtifactsMode::Pvc {
+            out.push(
+                ctx.diag("/tools/mlflow/replicas", "more than one MLflow replica needs artifacts outside a PVC")
+                    .help("a ReadWriteOnce volume mounts on one node only: keep replicas: 1 with artifacts.mode: pvc"),
+            );
+        }
+    }
+    if let Some(j) = p
+        .tools
+        .jupyterhub
+        .as_ref()
+        .filter(|_| p.enabled("jupyterhub"))
+    {
+        if j.auth.kind == HubAuthKind::Dummy && !j.auth.local_demo {
+            out.push(
+                ctx.diag(
+                    "/tools/jupyterhub/auth/type",
+                    "the dummy authenticator lets anyone in with any password",
+                )
+                .help("set auth.localDemo: true if this is a local demo, or use native or github"),
+            );
+        }
+        if j.auth.kind == HubAuthKind::Github && j.auth.github.is_none() {
+            out.push(
+                ctx.diag("/tools/jupyterhub/auth/type", "auth type `github` needs `auth.github`")
+                    .help("add github: {clientId: ..., clientSecret: {fromEnv: GITHUB_CLIENT_SECRET}, callbackUrl: https://<host>/hub/oauth_callback}"),
+            );
+        }
+        if j.auth.kind != HubAuthKind::Dummy
+            && j.auth.allowed_users.is_empty()
+            && j.auth.admin_users.is_empty()
+            && j.auth
+                .github
+                .as_ref()
+                .is_none_or(|g| g.allowed_organizations.is_empty())
+        {
+            out.push(
+                ctx.diag(
+                    "/tools/jupyterhub/auth",
+                    "nobody could log in: JupyterHub 5 admits only allowed users",
+                )
+                .help("list adminUsers or allowedUsers (or github.allowedOrganizations)"),
+            );
+        }
+    }
+    // Namespaces must not collide: each tool owns its namespace and what kustomize puts there.
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (tool, ns, ptr) in namespaces(p) {
+        if let Some(other) = seen.insert(ns.clone(), tool) {
+            out.push(ctx.diag(ptr, format!("namespace `{ns}` is also used by {other}")));
+        }
+    }
+    out
+}
+
+/// The namespace of each enabled component: `(component, namespace, config pointer)`.
+pub fn namespaces(p: &PlatformConfig) -> Vec<(&'static str, String, &'static str)> {
+    let ns = |explicit: Option<&String>, tool: &str| {
+        explicit
+            .cloned()
+            .unwrap_or_else(|| format!("{}-{tool}", p.platform))
+    };
+    let mut out = Vec::new();
+    if p.backends.postgres.mode == PostgresMode::InCluster && uses_postgres(p) {
+        out.push((
+            "postgres",
+            ns(
+                p.backends.postgres.in_cluster.namespace.as_ref(),
+                "postgres",
+            ),
+            "/backends/postgres/inCluster/namespace",
+        ));
+    }
+    if let Some(a) = p.tools.airflow.as_ref().filter(|_| p.enabled("airflow")) {
+        out.push((
+            "airflow",
+            ns(a.namespace.as_ref(), "airflow"),
+            "/tools/airflow/namespace",
+        ));
+    }
+    if let Some(m) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
+        out.push((
+            "mlflow",
+            ns(m.namespace.as_ref(), "mlflow"),
+            "/tools/mlflow/namespace",
+        ));
+    }
+    if let Some(j) = p
+        .tools
+        .jupyterhub
+        .as_ref()
+        .filter(|_| p.enabled("jupyterhub"))
+    {
+        out.push((
+            "jupyterhub",
+            ns(j.namespace.as_ref(), "jupyterhub"),
+            "/tools/jupyterhub/namespace",
+        ));
+    }
+    out
+}
+
+/// Whether any enabled tool keeps its data in Postgres.
+pub fn uses_postgres(p: &PlatformConfig) -> bool {
+    p.enabled("airflow")
+        || p.enabled("mlflow")
+        || p.tools
+            .jupyterhub
+            .as_ref()
+            .is_some_and(|j| p.enabled("jupyterhub") && j.database.kind == HubDbKind::Postgres)
+}
+
+/// Finds every `{fromEnv|fromFile}` in the config (outside disabled tools) and reads it.
+fn collect_inputs(
+    ctx: &Ctx<'_>,
+    value: &Value,
+    pointer: &str,
+    p: &PlatformConfig,
+    inputs: &mut Inputs,
+    problems: &mut Vec<Diagnostic>,
+) {
+    match value {
+        Value::Object(map) => {
+            if pointer == "/secrets/key" {
+                return; // resolved by resolve_key, with its own default
+            }
+            if let Some(tool) = pointer.strip_prefix("/tools/") {
+                if !tool.contains('/') && !p.enabled(tool) {
+                    return;
+                }
+            }
+            if is_value_source(map) {
+                if let Ok(src) = serde_json::from_value::<ValueSource>(value.clone()) {
+                    if let Some(secret) = read_source(ctx, &src, pointer, problems) {
+                        inputs.0.insert(pointer.to_owned(), secret);
+                    }
+                }
+                return;
+            }
+            for (k, v) in map {
+                let child = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
+                collect_inputs(ctx, v, &child, p, inputs, problems);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                collect_inputs(ctx, v, &format!("{pointer}/{i}"), p, inputs, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_value_source(map: &serde_json::Map<String, Value>) -> bool {
+    map.len() == 1 && (map.contains_key("fromEnv") || map.contains_key("fromFile"))
+}
+
+/// Reads one source. A missing or empty variable or file is an error, never an empty string.
+fn read_source(
+    ctx: &Ctx<'_>,
+    src: &ValueSource,
+    pointer: &str,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Secret> {
+    if let Some(var) = &src.from_env {
+        let at = format!("{pointer}/fromEnv");
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+            Ok(_) => {
+                problems.push(ctx.diag(&at, format!("environment variable `{var}` is empty")));
+                None
+            }
+            Err(_) => {
+                problems.push(
+                    ctx.diag(&at, format!("environment variable `{var}` is not set"))
+                        .help(format!(
+                            "export {var}=... before running mlplat, or use {{fromFile: path}}"
+                        )),
+                );
+                None
+            }
+        };
+    }
+    if let Some(file) = &src.from_file {
+        let at = format!("{pointer}/fromFile");
+        let path = ctx.dir.join(file);
+        return match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let v = text.trim_end_matches(['\n', '\r']);
+                if v.is_empty() {
+                    problems.push(ctx.diag(&at, format!("file `{}` is empty", path.display())));
+                    None
+                } else {
+                    Some(Secret::new(v.to_owned()))
+                }
+            }
+            Err(e) => {
+                problems.push(
+                    ctx.diag(&at, format!("cannot read `{}`: {e}", path.display()))
+                        .help("paths are relative to the config file"),
+                );
+                None
+            }
+        };
+    }
+    None
+}
+
+fn resolve_key(
+    ctx: &Ctx<'_>,
+    p: &PlatformConfig,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Secret> {
+    let (src, pointer) = match &p.secrets.key {
+        Some(src) => (src.clone(), "/secrets/key"),
+        None if std::env::var_os(KEY_ENV).is_some() => (
+            ValueSource {
+                from_env: Some(KEY_ENV.to_owned()),
+                from_file: None,
+            },
+            "",
+        ),
+        None => {
+            if !ctx.dir.join(KEY_FILE).exists() {
+                problems.push(
+                    ctx.diag("", "no platform secret key: every generated secret is derived from it")
+                        .help(format!(
+                            "run `mlplat init` to create {KEY_FILE}, set {KEY_ENV}, or set secrets.key: {{fromFile: path}}"
+                        )),
+                );
+                return None;
+            }
+            (
+                ValueSource {
+                    from_env: None,
+                    from_file: Some(KEY_FILE.to_owned()),
+                },
+                "",
+            )
+        }
+    };
+    let key = read_source(ctx, &src, pointer, problems)?;
+    if key.expose().len() < 32 {
+        problems.push(
+            ctx.diag(
+                pointer,
+                "the platform secret key is shorter than 32 characters",
+            )
+            .help("`mlplat init` writes a 64-character key"),
+        );
+        return None;
+    }
+    Some(key)
+}
+
+fn load_values_files(
+    ctx: &Ctx<'_>,
+    p: &PlatformConfig,
+    problems: &mut Vec<Diagnostic>,
+) -> BTreeMap<&'static str, Vec<ValuesFile>> {
+    let mut out = BTreeMap::new();
+    let lists: [(&'static str, Option<&Vec<String>>); 2] = [
+        ("airflow", p.tools.airflow.as_ref().map(|a| &a.values)),
+        ("jupyterhub", p.tools.jupyterhub.as_ref().map(|j| &j.values)),
+    ];
+    for (tool, list) in lists {
+        let Some(list) = list.filter(|_| p.enabled(tool)) else {
+            continue;
+        };
+        let mut files = Vec::new();
+        for (i, rel) in list.iter().enumerate() {
+            let path = ctx.dir.join(rel);
+            let pointer = format!("/tools/{tool}/values/{i}");
+            let text = match fs_err::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(ctx.diag(&pointer, format!("cannot read values file: {e}")));
+                    continue;
+                }
+            };
+            match yaml::parse_document(&text) {
+                Ok(doc) => match doc.to_json() {
+                    v @ Value::Object(_) => files.push(ValuesFile { path, value: v }),
+                    Value::Null => {}
+                    _ => problems.push(
+                        Diagnostic::new(
+                            &path,
+                            format!("chart values must be a mapping, found {}", doc.type_name()),
+                        )
+                        .at(doc.pos, &text),
+                    ),
+                },
+                Err(e) => problems.push(Diagnostic::new(&path, e.to_string()).at(e.pos(), &text)),
+            }
+        }
+        out.insert(tool, files);
+    }
+    out
+}

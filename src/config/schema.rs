@@ -1,0 +1,230 @@
+//! Validates a config against `schemas/platform.schema.json` and turns every violation into a
+//! [`Diagnostic`] that points at the offending key or value, with a hint where one helps.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use serde_json::Value;
+
+use super::diagnostic::{Diagnostic, key_path};
+use crate::yaml::{Node, Pos};
+
+/// The config schema, embedded at build time; `schemas/` is its single source.
+pub const SCHEMA_TEXT: &str = include_str!("../../schemas/platform.schema.json");
+
+struct Compiled {
+    schema: Value,
+    validator: jsonschema::Validator,
+}
+
+fn compiled() -> &'static Compiled {
+    static COMPILED: OnceLock<Compiled> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        // The schema is part of the binary and tested; failing here is a build defect.
+        #[allow(clippy::expect_used)]
+        let schema: Value = serde_json::from_str(SCHEMA_TEXT).expect("embedded schema is JSON");
+        #[allow(clippy::expect_used)]
+        let validator = jsonschema::validator_for(&schema).expect("embedded schema compiles");
+        Compiled { schema, validator }
+    })
+}
+
+/// Returns every schema violation of `value` (the JSON form of `doc`), in file order.
+pub fn check(file: &Path, source: &str, doc: &Node, value: &Value) -> Vec<Diagnostic> {
+    let c = compiled();
+    let mut out: Vec<Diagnostic> = Vec::new();
+    for err in c.validator.iter_errors(value) {
+        let pointer = err.instance_path().as_str().to_owned();
+        let node = doc.pointer(&pointer);
+        let node_pos = node.map(|n| n.pos).unwrap_or_default();
+        let schema_node = parent_schema(&c.schema, err.schema_path().as_str());
+        match err.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let known = schema_node
+                    .and_then(|s| s.get("properties"))
+                    .and_then(Value::as_object)
+                    .map(|m| m.keys().map(String::as_str).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                for key in unexpected {
+                    let pos = doc.key_pos(&pointer, key).unwrap_or(node_pos);
+                    let mut d = Diagnostic::new(file, format!("unknown key `{key}`"))
+                        .at(pos, source)
+                        .key(key_path(&pointer));
+                    d = match closest(key, &known) {
+                        Some(best) => d.help(format!("did you mean `{best}`?")),
+                        None => d.help(format!("expected one of: {}", known.join(", "))),
+                    };
+                    out.push(d);
+                }
+                continue;
+            }
+            ValidationErrorKind::Required { property } => {
+                let prop = property.as_str().unwrap_or_default();
+                out.push(
+                    Diagnostic::new(file, format!("missing required key `{prop}`"))
+                        .at(node_pos, source)
+                        .key(key_path(&pointer)),
+                );
+                continue;
+            }
+            _ => {}
+        }
+        let found = node.map_or("nothing", Node::type_name);
+        let expected_text = schema_node
+            .and_then(|s| s.get("x-expected"))
+            .and_then(Value::as_str);
+        let (message, help) = match err.kind() {
+            ValidationErrorKind::Type { kind } => {
+                let want = type_words(kind);
+                let help = match (want.as_str(), found) {
+                    ("a string", "integer" | "number" | "boolean") => {
+                        Some("quote the value, e.g. \"1.18.0\" or \"10Gi\"".to_owned())
+                    }
+                    _ => expected_text.map(|e| format!("expected {e}")),
+                };
+                (format!("expected {want}, found {}", article(found)), help)
+            }
+            ValidationErrorKind::Enum { options } => {
+                let opts: Vec<String> = options
+                    .as_array()
+                    .map(|a| a.iter().map(show).collect())
+                    .unwrap_or_default();
+                let got = show(err.instance());
+                let names: Vec<&str> = options
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let help = got
+                    .trim_matches('`')
+                    .parse::<String>()
+                    .ok()
+                    .and_then(|g| closest(&g, &names))
+                    .map(|b| format!("did you mean `{b}`?"));
+                (format!("{got} is not one of: {}", opts.join(", ")), help)
+            }
+            ValidationErrorKind::Pattern { .. } => (
+                format!(
+                    "{} is not {}",
+                    show(err.instance()),
+                    expected_text.unwrap_or("in the expected form")
+                ),
+                None,
+            ),
+            ValidationErrorKind::MinProperties { .. }
+            | ValidationErrorKind::MaxProperties { .. } => (
+                format!(
+                    "expected {}",
+                    expected_text.unwrap_or("a different number of keys")
+                ),
+                None,
+            ),
+            ValidationErrorKind::MinLength { .. } => ("must not be empty".to_owned(), None),
+            ValidationErrorKind::MaxLength { limit } => {
+                (format!("is longer than {limit} characters"), None)
+            }
+            ValidationErrorKind::Minimum { limit } => (format!("must be at least {limit}"), None),
+            ValidationErrorKind::Maximum { limit } => (format!("must be at most {limit}"), None),
+            _ => (err.to_string(), None),
+        };
+        let mut d = Diagnostic::new(file, message)
+            .at(node_pos, source)
+            .key(key_path(&pointer));
+        if let Some(h) = help {
+            d = d.help(h);
+        }
+        out.push(d);
+    }
+    out.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
+    out.dedup();
+    out
+}
+
+/// The schema object that holds the failing keyword (`…/properties/x/pattern` → `…/properties/x`).
+fn parent_schema<'a>(schema: &'a Value, keyword_path: &str) -> Option<&'a Value> {
+    let parent = keyword_path.rsplit_once('/').map_or("", |(p, _)| p);
+    schema.pointer(parent)
+}
+
+fn type_words(kind: &TypeKind) -> String {
+    let name = |t: &jsonschema::JsonType| match t.to_string().as_str() {
+        "object" => "a mapping".to_owned(),
+        "array" => "a list".to_owned(),
+        "integer" => "an integer".to_owned(),
+        other => format!("a {other}"),
+    };
+    match kind {
+        TypeKind::Single(t) => name(t),
+        TypeKind::Multiple(set) => set
+            .iter()
+            .map(|t| name(&t))
+            .collect::<Vec<_>>()
+            .join(" or "),
+    }
+}
+
+fn article(found: &str) -> String {
+    match found {
+        "object" => "a mapping".to_owned(),
+        "array" => "a list".to_owned(),
+        "integer" => "an integer".to_owned(),
+        "null" => "nothing (null)".to_owned(),
+        "nothing" => "nothing".to_owned(),
+        other => format!("a {other}"),
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("`{s}`"),
+        other => format!("`{other}`"),
+    }
+}
+
+/// The known name closest to `word`, when it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&word.to_lowercase(), &k.to_lowercase()),
+                *k,
+            )
+        })
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// Position of the value at `pointer`, or the nearest enclosing node that exists.
+pub fn locate(doc: &Node, pointer: &str) -> Pos {
+    let mut p = pointer;
+    loop {
+        if let Some(n) = doc.pointer(p) {
+            return n.pos;
+        }
+        match p.rsplit_once('/') {
+            Some((parent, _)) => p = parent,
+            None => return doc.pos,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_schema_compiles() {
+        let _ = compiled();
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(
+            closest("airflw", &["airflow", "mlflow", "jupyterhub"]),
+            Some("airflow")
+        );
+        assert_eq!(closest("zzz", &["airflow", "mlflow"]), None);
+    }
+}

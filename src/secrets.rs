@@ -1,0 +1,267 @@
+//! Stage 3: every generated secret is derived, not random: HMAC-SHA256 of the platform secret
+//! key and the secret's name. Same key and config → same bytes on any machine; another key →
+//! other secrets. A [`Secret`] never shows its value in `Debug` or `Display`, only a fingerprint.
+
+use std::fmt;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::{Digest, Sha256};
+
+/// A secret value. Printing it shows `sha256:` and the first 12 hex digits of its hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
+    /// The value itself, for the one place it is written: a Secret manifest or a derivation.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `sha256:` and 12 hex digits: enough to tell two values apart, useless to recover one.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(self.0.as_bytes())
+    }
+}
+
+/// The fingerprint of any bytes, as [`Secret::fingerprint`] shows it.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    format!("sha256:{}", &hex(&digest)[..12])
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", self.fingerprint())
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.fingerprint())
+    }
+}
+
+/// The shape a consumer needs a secret in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// 64 lowercase hex digits (32 bytes): tokens, cookie secrets, CryptKeeper and Flask keys.
+    Hex64,
+    /// A Fernet key: 32 bytes, URL-safe base64 with padding (44 characters).
+    Fernet,
+    /// A password of 32 characters from letters, digits and `-_.~!*+=,;:@?#&%$`: it is
+    /// percent-encoded wherever it enters a URI.
+    Password,
+    /// A password AWS RDS accepts for a master user: 32 characters, no `/`, `@`, `"` or space.
+    RdsPassword,
+}
+
+const PASSWORD_CHARS: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~!*+=,;:@?#&%$";
+const RDS_PASSWORD_CHARS: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~!*+=,;:?#&%$";
+const PASSWORD_LEN: usize = 32;
+
+/// Derives secrets from the platform key.
+pub struct Deriver {
+    key: Vec<u8>,
+    platform: String,
+}
+
+impl fmt::Debug for Deriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deriver")
+            .field("key", &fingerprint(&self.key))
+            .field("platform", &self.platform)
+            .finish()
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl Deriver {
+    pub fn new(key: &Secret, platform: &str) -> Self {
+        Deriver {
+            key: key.expose().as_bytes().to_vec(),
+            platform: platform.to_owned(),
+        }
+    }
+
+    /// The secret named `name` (for example `airflow/fernet-key`), at generation 1.
+    pub fn derive(&self, name: &str, policy: Policy) -> Secret {
+        self.derive_generation(name, 1, policy)
+    }
+
+    /// The secret named `name` at a given generation: rotating bumps the generation.
+    pub fn derive_generation(&self, name: &str, generation: u32, policy: Policy) -> Secret {
+        let mut stream = Stream::new(self, name, generation);
+        let value = match policy {
+            Policy::Hex64 => hex(&stream.block()),
+            Policy::Fernet => base64::engine::general_purpose::URL_SAFE.encode(stream.block()),
+            Policy::Password => stream.chars(PASSWORD_CHARS, PASSWORD_LEN),
+            Policy::RdsPassword => stream.chars(RDS_PASSWORD_CHARS, PASSWORD_LEN),
+        };
+        Secret(value)
+    }
+}
+
+/// An HMAC-SHA256 keystream in counter mode: block i = HMAC(key, info || i).
+struct Stream<'a> {
+    deriver: &'a Deriver,
+    info: String,
+    counter: u32,
+}
+
+impl<'a> Stream<'a> {
+    fn new(deriver: &'a Deriver, name: &str, generation: u32) -> Self {
+        Stream {
+            deriver,
+            info: format!("mlplat/v1/{}/{name}/{generation}", deriver.platform),
+            counter: 0,
+        }
+    }
+
+    fn block(&mut self) -> [u8; 32] {
+        #[allow(clippy::expect_used)] // HMAC takes keys of any length
+        let mut mac = HmacSha256::new_from_slice(&self.deriver.key).expect("any key length");
+        mac.update(self.info.as_bytes());
+        mac.update(&self.counter.to_be_bytes());
+        self.counter += 1;
+        mac.finalize().into_bytes().into()
+    }
+
+    /// `len` characters drawn uniformly from `alphabet` by rejection sampling.
+    fn chars(&mut self, alphabet: &[u8], len: usize) -> String {
+        let limit = 256 - (256 % alphabet.len());
+        let mut out = String::with_capacity(len);
+        while out.len() < len {
+            for b in self.block() {
+                if (b as usize) < limit && out.len() < len {
+                    out.push(alphabet[b as usize % alphabet.len()] as char);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Every byte outside RFC 3986's unreserved set `A-Za-z0-9-._~` is encoded.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a user name or password for the userinfo of a URI. Not `quote_plus`:
+/// SQLAlchemy 2 reads `+` as a literal plus, so a space must be `%20`.
+pub fn uri_encode(s: &str) -> String {
+    utf8_percent_encode(s, URI_COMPONENT).to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn deriver(key: &str) -> Deriver {
+        Deriver::new(&Secret::new(key.to_owned()), "mlops")
+    }
+
+    #[test]
+    fn same_key_same_secret_other_key_other_secret() {
+        let a = deriver("k1-k1-k1-k1-k1-k1-k1-k1-k1-k1-k1-k1");
+        let b = deriver("k2-k2-k2-k2-k2-k2-k2-k2-k2-k2-k2-k2");
+        for p in [
+            Policy::Hex64,
+            Policy::Fernet,
+            Policy::Password,
+            Policy::RdsPassword,
+        ] {
+            assert_eq!(a.derive("x/y", p), a.derive("x/y", p));
+            assert_ne!(a.derive("x/y", p), b.derive("x/y", p));
+            assert_ne!(a.derive("x/y", p), a.derive("x/z", p));
+            assert_ne!(
+                a.derive_generation("x/y", 1, p),
+                a.derive_generation("x/y", 2, p)
+            );
+        }
+    }
+
+    #[test]
+    fn derivation_is_pinned() {
+        // A change here changes every secret of every platform: it must be deliberate.
+        let d = deriver("mlplat-test-key-0123456789abcdef0123");
+        assert_eq!(
+            d.derive("airflow/fernet-key", Policy::Hex64).expose(),
+            hex(&{
+                let mut mac =
+                    HmacSha256::new_from_slice(b"mlplat-test-key-0123456789abcdef0123").unwrap();
+                mac.update(b"mlplat/v1/mlops/airflow/fernet-key/1");
+                mac.update(&0u32.to_be_bytes());
+                <[u8; 32]>::from(mac.finalize().into_bytes())
+            })
+        );
+    }
+
+    #[test]
+    fn policies_give_their_shapes() {
+        let d = deriver("mlplat-test-key-0123456789abcdef0123");
+        let h = d.derive("a", Policy::Hex64);
+        assert_eq!(h.expose().len(), 64);
+        assert!(
+            h.expose()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        let f = d.derive("a", Policy::Fernet);
+        let raw = base64::engine::general_purpose::URL_SAFE
+            .decode(f.expose())
+            .unwrap();
+        assert_eq!((f.expose().len(), raw.len()), (44, 32));
+        for name in ["a", "b", "c", "d", "e"] {
+            let p = d.derive(name, Policy::Password);
+            assert_eq!(p.expose().len(), 32);
+            assert!(p.expose().bytes().all(|b| PASSWORD_CHARS.contains(&b)));
+            let r = d.derive(name, Policy::RdsPassword);
+            assert!(!r.expose().contains(['/', '@', '"', ' ']));
+        }
+    }
+
+    #[test]
+    fn secrets_print_as_fingerprints() {
+        let s = Secret::new("hunter2-very-secret".to_owned());
+        assert!(!format!("{s} {s:?}").contains("hunter2"));
+        assert!(s.to_string().starts_with("sha256:"));
+        let d = deriver("mlplat-test-key-0123456789abcdef0123");
+        assert!(!format!("{d:?}").contains("mlplat-test-key"));
+    }
+
+    #[test]
+    fn uri_encoding_keeps_only_unreserved() {
+        let raw = "a/b@c:d%e+f?g#h&i$j(k)l\"m'n o~p-q.r_s";
+        let enc = uri_encode(raw);
+        assert_eq!(
+            enc,
+            "a%2Fb%40c%3Ad%25e%2Bf%3Fg%23h%26i%24j%28k%29l%22m%27n%20o~p-q.r_s"
+        );
+        let back = percent_encoding::percent_decode_str(&enc)
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(back, raw);
+    }
+}

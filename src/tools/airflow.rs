@@ -1,0 +1,337 @@
+//! Apache Airflow, in two chart flavors behind one config block: the official Apache chart
+//! (Airflow 3, the default) and the airflow-helm community chart 8.x (Airflow 2, the seed's).
+//! Database, DAG sync, users and keys are wired the same way in both; only the value keys differ.
+
+use serde_json::{Map, Value, json};
+
+use super::{ChartRelease, Component, Labels, Links, RenderError, merge, namespace_of, set};
+use crate::backends::{Backends, DbAccess};
+use crate::config::{AirflowConfig, AirflowFlavor, Loaded};
+use crate::secrets::{Deriver, Policy, Secret};
+
+pub const OFFICIAL_CHART: (&str, &str, &str) = ("https://airflow.apache.org", "airflow", "1.18.0");
+pub const COMMUNITY_CHART: (&str, &str, &str) =
+    ("https://airflow-helm.github.io/charts", "airflow", "8.9.0");
+
+const DB_SECRET: &str = "airflow-db-auth";
+const GIT_HTTPS_SECRET: &str = "airflow-https-git-secret";
+const GIT_SSH_SECRET: &str = "airflow-ssh-git-secret";
+const KEYS_SECRET: &str = "airflow-keys";
+const USERS_SECRET: &str = "airflow-users";
+
+/// Builds `out/airflow/`.
+pub fn build(
+    loaded: &Loaded,
+    cfg: &AirflowConfig,
+    deriver: &Deriver,
+    backends: &mut Backends,
+    links: &Links,
+) -> Result<Component, RenderError> {
+    let platform = &loaded.platform.platform;
+    let namespace = namespace_of(loaded, "airflow");
+    let labels = Labels::new(platform, "airflow", "pipelines");
+    let mut component = Component::new("airflow", &namespace, &labels)?;
+    let db = backends.database(
+        "airflow",
+        &cfg.database,
+        "/tools/airflow/database",
+        loaded,
+        deriver,
+        &[],
+    );
+
+    let keys = Keys {
+        fernet: deriver.derive("airflow/fernet-key", Policy::Fernet),
+        webserver: deriver.derive("airflow/webserver-secret-key", Policy::Hex64),
+        api: deriver.derive("airflow/api-secret-key", Policy::Hex64),
+        jwt: deriver.derive("airflow/jwt-secret", Policy::Hex64),
+    };
+    let users: Vec<(usize, Secret)> = cfg
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let pw = loaded
+                .inputs
+                .get(&format!("/tools/airflow/users/{i}/password"))
+                .cloned()
+                .unwrap_or_else(|| {
+                    deriver.derive(&format!("airflow/users/{}", u.username), Policy::Password)
+                });
+            (i, pw)
+        })
+        .collect();
+
+    // The Secrets, with the names and keys the seed used, plus what each flavor reads.
+    let mut db_data = Map::new();
+    db_data.insert("postgresql-password".into(), json!(db.password.expose()));
+    if cfg.flavor == AirflowFlavor::Official {
+        db_data.insert("connection".into(), json!(db.uri("postgresql").expose()));
+    }
+    let mut secrets: Vec<(&str, Value)> = vec![(DB_SECRET, Value::Object(db_data))];
+    if let Some(dags) = &cfg.dags {
+        if let Some(creds) = &dags.credentials {
+            let token = loaded.inputs.get("/tools/airflow/dags/credentials/token");
+            let token = token.map(Secret::expose).unwrap_or_default();
+            secrets.push((
+                GIT_HTTPS_SECRET,
+                json!({
+                    "username": creds.username, "password": token,
+                    "GIT_SYNC_USERNAME": creds.username, "GIT_SYNC_PASSWORD": token,
+                    "GITSYNC_USERNAME": creds.username, "GITSYNC_PASSWORD": token,
+                }),
+            ));
+        }
+        if dags.ssh_key.is_some() {
+            let key = loaded
+                .inputs
+                .get("/tools/airflow/dags/sshKey")
+                .map(Secret::expose)
+                .unwrap_or_default();
+            let key = format!("{}\n", key.trim_end());
+            secrets.push((GIT_SSH_SECRET, json!({"gitSshKey": key, "id_rsa": key})));
+        }
+    }
+    secrets.push((
+        KEYS_SECRET,
+        json!({
+            "fernet-key": keys.fernet.expose(),
+            "webserver-secret-key": keys.webserver.expose(),
+            "api-secret-key": keys.api.expose(),
+            "jwt-secret": keys.jwt.expose(),
+        }),
+    ));
+    if !users.is_empty() {
+        let mut data = Map::new();
+        for (i, pw) in &users {
+            data.insert(password_key(&cfg.users[*i].username), json!(pw.expose()));
+        }
+        secrets.push((USERS_SECRET, Value::Object(data)));
+    }
+    component.secrets(&secrets)?;
+
+    let mut chart = match cfg.flavor {
+        AirflowFlavor::Official => official(cfg, &db, links),
+        AirflowFlavor::Community => community(cfg, &db, &keys, links),
+    };
+    for file in loaded.values_files.get("airflow").into_iter().flatten() {
+        merge(&mut chart.values, &file.value);
+    }
+    component.extra_file("values.yaml", crate::yaml::to_yaml_string(&chart.values));
+    component.chart = Some(chart);
+    Ok(component)
+}
+
+struct Keys {
+    fernet: Secret,
+    webserver: Secret,
+    api: Secret,
+    jwt: Secret,
+}
+
+/// The key of a user's password in the users Secret: `<username>-password`.
+fn password_key(username: &str) -> String {
+    format!("{username}-password")
+}
+
+fn executor(cfg: &AirflowConfig) -> &str {
+    cfg.executor.as_deref().unwrap_or("KubernetesExecutor")
+}
+
+/// Values for the official Apache Airflow chart: every secret by Secret name.
+fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
+    let mut chart = ChartRelease::from_config(cfg.chart.as_ref(), OFFICIAL_CHART);
+    let v = &mut chart.values;
+    let executor = executor(cfg);
+    set(v, &["executor"], json!(executor));
+    set(v, &["postgresql", "enabled"], json!(false));
+    if !executor.contains("Celery") {
+        set(v, &["redis", "enabled"], json!(false));
+    }
+    set(v, &["data", "metadataSecretName"], json!(DB_SECRET));
+    set(v, &["fernetKeySecretName"], json!(KEYS_SECRET));
+    set(v, &["webserverSecretKeySecretName"], json!(KEYS_SECRET));
+    set(v, &["apiSecretKeySecretName"], json!(KEYS_SECRET));
+    set(v, &["jwtSecretName"], json!(KEYS_SECRET));
+    if let Some(d) = &cfg.dags {
+        let mut git = json!({
+            "enabled": true,
+            "repo": d.repo,
+            "branch": d.branch.as_deref().unwrap_or("main"),
+            "subPath": d.sub_path.as_deref().unwrap_or(""),
+            "period": format!("{}s", d.sync_wait.unwrap_or(60)),
+        });
+        if d.credentials.is_some() {
+            set(&mut git, &["credentialsSecret"], json!(GIT_HTTPS_SECRET));
+        }
+        if d.ssh_key.is_some() {
+            set(&mut git, &["sshKeySecret"], json!(GIT_SSH_SECRET));
+        }
+        set(v, &["dags", "persistence", "enabled"], json!(false));
+        set(v, &["dags", "gitSync"], git);
+    }
+    if let Some(user) = cfg.users.first() {
+        let first = user.first_name.as_deref().unwrap_or(&user.username);
+        let last = user.last_name.as_deref().unwrap_or("user");
+        set(
+            v,
+            &["apiServer", "defaultUser"],
+            json!({"enabled": true, "role": user.role, "username": user.username,
+                   "email": user.email, "firstName": first, "lastName": last}),
+        );
+        // The chart passes the password on the command line from a value; mlplat passes it
+        // from the users Secret through the environment instead, so no value holds it.
+        set(
+            v,
+            &["createUserJob", "env"],
+            json!([{"name": "AIRFLOW_USER_PASSWORD", "valueFrom": {"secretKeyRef": {
+                "name": USERS_SECRET, "key": password_key(&user.username)}}}]),
+        );
+        set(
+            v,
+            &["createUserJob", "args"],
+            json!([
+                "bash",
+                "-c",
+                "exec airflow users create \"$@\" --password \"$AIRFLOW_USER_PASSWORD\"",
+                "--",
+                "-r",
+                user.role,
+                "-u",
+                user.username,
+                "-e",
+                user.email,
+                "-f",
+                first,
+                "-l",
+                last
+            ]),
+        );
+    } else {
+        set(v, &["apiServer", "defaultUser", "enabled"], json!(false));
+    }
+    if let Some(uri) = &links.mlflow_uri {
+        set(
+            v,
+            &["env"],
+            json!([{"name": "MLFLOW_TRACKING_URI", "value": uri}]),
+        );
+    }
+    if let Some(ing) = &cfg.ingress {
+        let mut host = json!({"name": ing.host});
+        if let Some(tls) = &ing.tls_secret {
+            set(
+                &mut host,
+                &["tls"],
+                json!({"enabled": true, "secretName": tls}),
+            );
+        }
+        let mut web = json!({"enabled": true, "hosts": [host]});
+        if let Some(class) = &ing.class_name {
+            set(&mut web, &["ingressClassName"], json!(class));
+        }
+        set(v, &["ingress", "web"], web);
+    }
+    let _ = db;
+    chart
+}
+
+/// Values for the airflow-helm community chart 8.x, as the seed set them.
+fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> ChartRelease {
+    let mut chart = ChartRelease::from_config(cfg.chart.as_ref(), COMMUNITY_CHART);
+    let v = &mut chart.values;
+    let executor = executor(cfg);
+    set(v, &["airflow", "executor"], json!(executor));
+    if executor == "KubernetesExecutor" {
+        set(v, &["workers", "enabled"], json!(false));
+        set(v, &["flower", "enabled"], json!(false));
+        set(v, &["redis", "enabled"], json!(false));
+    }
+    set(v, &["postgresql", "enabled"], json!(false));
+    set(
+        v,
+        &["externalDatabase"],
+        json!({
+            "type": "postgres",
+            "host": db.host,
+            "port": db.port,
+            "database": db.database,
+            "user": db.user,
+            "passwordSecret": DB_SECRET,
+            "passwordSecretKey": "postgresql-password",
+            "properties": db.query(),
+        }),
+    );
+    if let Some(d) = &cfg.dags {
+        let mut git = json!({
+            "enabled": true,
+            "repo": d.repo,
+            "branch": d.branch.as_deref().unwrap_or("main"),
+            "revision": "HEAD",
+            "repoSubPath": d.sub_path.as_deref().unwrap_or(""),
+            "syncWait": d.sync_wait.unwrap_or(60),
+        });
+        if d.credentials.is_some() {
+            set(&mut git, &["httpSecret"], json!(GIT_HTTPS_SECRET));
+            set(&mut git, &["httpSecretUsernameKey"], json!("username"));
+            set(&mut git, &["httpSecretPasswordKey"], json!("password"));
+        }
+        if d.ssh_key.is_some() {
+            set(&mut git, &["sshSecret"], json!(GIT_SSH_SECRET));
+            set(&mut git, &["sshSecretKey"], json!("id_rsa"));
+        }
+        set(v, &["dags", "persistence", "enabled"], json!(false));
+        set(v, &["dags", "gitSync"], git);
+    }
+    if !cfg.users.is_empty() {
+        let mut users = Vec::new();
+        let mut templates = Map::new();
+        for u in &cfg.users {
+            let var = format!("{}_PASSWORD", u.username.to_uppercase().replace('-', "_"));
+            users.push(json!({
+                "username": u.username, "role": u.role, "email": u.email,
+                "firstName": u.first_name.as_deref().unwrap_or(&u.username),
+                "lastName": u.last_name.as_deref().unwrap_or("user"),
+                "password": format!("${{{var}}}"),
+            }));
+            templates.insert(
+                var,
+                json!({"kind": "secret", "name": USERS_SECRET, "key": password_key(&u.username)}),
+            );
+        }
+        set(v, &["airflow", "users"], Value::Array(users));
+        set(v, &["airflow", "usersTemplates"], Value::Object(templates));
+        set(v, &["airflow", "usersUpdate"], json!(true));
+    }
+    if let Some(uri) = &links.mlflow_uri {
+        set(
+            v,
+            &["airflow", "extraEnv"],
+            json!([{"name": "MLFLOW_TRACKING_URI", "value": uri}]),
+        );
+    }
+    if let Some(ing) = &cfg.ingress {
+        let mut web = json!({"host": ing.host, "path": ""});
+        if let Some(class) = &ing.class_name {
+            set(&mut web, &["ingressClassName"], json!(class));
+        }
+        if let Some(tls) = &ing.tls_secret {
+            set(
+                &mut web,
+                &["tls"],
+                json!({"enabled": true, "secretName": tls}),
+            );
+        }
+        set(
+            v,
+            &["ingress"],
+            json!({"enabled": true, "apiVersion": "networking.k8s.io/v1", "web": web}),
+        );
+    }
+    // The chart only takes these keys as values: they travel in the chart's values Secret.
+    chart.secret_values = json!({"airflow": {
+        "fernetKey": keys.fernet.expose(),
+        "webserverSecretKey": keys.webserver.expose(),
+    }});
+    chart
+}

@@ -1,0 +1,329 @@
+//! Stage 4: each tool's fully resolved objects. A tool builds a [`Component`]: its namespace,
+//! Secrets, own manifests, and — for Helm-packaged tools — a [`ChartRelease`] that the
+//! delivery stage turns into Flux objects.
+
+pub mod airflow;
+pub mod jupyterhub;
+pub mod mlflow;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{ChartConfig, Loaded, namespaces};
+use crate::templates;
+use crate::yaml;
+
+/// A bug in a template or in the values handed to it: mlplat's fault, not the user's.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {name}: {source:#}")]
+    Template {
+        name: String,
+        source: minijinja::Error,
+    },
+    #[error("template {name} does not render to valid YAML: {source}")]
+    Yaml {
+        name: String,
+        source: yaml::YamlError,
+    },
+}
+
+/// Renders a template; the caller decides what the text is.
+pub fn render_to(name: &str, ctx: &Value) -> Result<String, RenderError> {
+    templates::render(name, ctx).map_err(|source| RenderError::Template {
+        name: name.to_owned(),
+        source,
+    })
+}
+
+/// The labels every object of a component carries.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    platform: String,
+    name: String,
+    component: String,
+}
+
+impl Labels {
+    pub fn new(platform: &str, name: &str, component: &str) -> Self {
+        Labels {
+            platform: platform.to_owned(),
+            name: name.to_owned(),
+            component: component.to_owned(),
+        }
+    }
+
+    /// What selects this component's pods: stable across upgrades.
+    pub fn selector(&self) -> Value {
+        json!({
+            "app.kubernetes.io/instance": self.platform,
+            "app.kubernetes.io/name": self.name,
+        })
+    }
+
+    pub fn all(&self) -> Value {
+        json!({
+            "app.kubernetes.io/component": self.component,
+            "app.kubernetes.io/instance": self.platform,
+            "app.kubernetes.io/managed-by": "mlplat",
+            "app.kubernetes.io/name": self.name,
+            "app.kubernetes.io/part-of": self.platform,
+        })
+    }
+}
+
+/// One output file of a component.
+#[derive(Debug, Clone)]
+pub struct File {
+    pub name: String,
+    pub text: String,
+    /// Holds Secret data.
+    pub secret: bool,
+    /// Listed in the component's `kustomization.yaml`.
+    pub resource: bool,
+}
+
+/// A Helm chart to install, with its values split in two: `secret_values` holds every value
+/// that is a secret and travels in a Secret; `values` holds the rest.
+#[derive(Debug, Clone)]
+pub struct ChartRelease {
+    pub repository: String,
+    pub chart: String,
+    pub version: String,
+    pub values: Value,
+    pub secret_values: Value,
+}
+
+impl ChartRelease {
+    /// The chart the config names, or the tool's default.
+    pub fn from_config(cfg: Option<&ChartConfig>, default: (&str, &str, &str)) -> Self {
+        let (repository, chart, version) = default;
+        ChartRelease {
+            repository: cfg
+                .and_then(|c| c.repository.clone())
+                .unwrap_or_else(|| repository.to_owned()),
+            chart: cfg
+                .and_then(|c| c.name.clone())
+                .unwrap_or_else(|| chart.to_owned()),
+            version: cfg
+                .map(|c| c.version.clone())
+                .unwrap_or_else(|| version.to_owned()),
+            values: json!({}),
+            secret_values: json!({}),
+        }
+    }
+}
+
+/// Everything one tool (or backend) puts in `out/<name>/`.
+#[derive(Debug)]
+pub struct Component {
+    pub name: String,
+    pub namespace: String,
+    pub labels: Labels,
+    pub files: Vec<File>,
+    pub chart: Option<ChartRelease>,
+}
+
+impl Component {
+    /// A component with its Namespace.
+    pub fn new(name: &str, namespace: &str, labels: &Labels) -> Result<Self, RenderError> {
+        let mut c = Component {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            labels: labels.clone(),
+            files: Vec::new(),
+            chart: None,
+        };
+        let text = c.render_checked(
+            "namespace.yaml",
+            &json!({"name": namespace, "labels": labels.all()}),
+        )?;
+        c.push("namespace.yaml", text, false, true);
+        Ok(c)
+    }
+
+    fn push(&mut self, name: &str, text: String, secret: bool, resource: bool) {
+        self.files.push(File {
+            name: name.to_owned(),
+            text,
+            secret,
+            resource,
+        });
+    }
+
+    /// Renders a template with `namespace`, `labels` and `selector` added to `ctx`, checks that
+    /// the result is YAML, and adds it as a resource file. Returns the text (for checksums).
+    pub fn object(
+        &mut self,
+        file: &str,
+        template: &str,
+        ctx: &Value,
+    ) -> Result<String, RenderError> {
+        let mut ctx = ctx.clone();
+        if let Value::Object(map) = &mut ctx {
+            map.insert("namespace".into(), json!(self.namespace));
+            map.insert("labels".into(), self.labels.all());
+            map.insert("selector".into(), self.labels.selector());
+        }
+        let text = self.render_checked(template, &ctx)?;
+        self.push(file, text.clone(), false, true);
+        Ok(text)
+    }
+
+    /// Adds `secrets.yaml` (or `file`) with one Secret per `(name, string data)`.
+    pub fn secrets(&mut self, secrets: &[(&str, Value)]) -> Result<String, RenderError> {
+        self.secrets_file("secrets.yaml", secrets)
+    }
+
+    pub fn secrets_file(
+        &mut self,
+        file: &str,
+        secrets: &[(&str, Value)],
+    ) -> Result<String, RenderError> {
+        let list: Vec<Value> = secrets
+            .iter()
+            .map(|(name, data)| json!({"name": name, "data": data}))
+            .collect();
+        let text = self.render_checked(
+            "secret.yaml",
+            &json!({"secrets": list, "namespace": self.namespace, "labels": self.labels.all()}),
+        )?;
+        self.push(file, text.clone(), true, true);
+        Ok(text)
+    }
+
+    /// A file that is not applied (for example the chart values, for reading and for Helm).
+    pub fn extra_file(&mut self, name: &str, text: String) {
+        self.push(name, text, false, false);
+    }
+
+    fn render_checked(&self, template: &str, ctx: &Value) -> Result<String, RenderError> {
+        let text = render_to(template, ctx)?;
+        yaml::parse_documents(&text).map_err(|source| RenderError::Yaml {
+            name: template.to_owned(),
+            source,
+        })?;
+        Ok(text)
+    }
+
+    /// The component's `kustomization.yaml`, listing its resources in order.
+    pub fn kustomization(&self) -> Result<String, RenderError> {
+        let resources: Vec<&str> = self
+            .files
+            .iter()
+            .filter(|f| f.resource)
+            .map(|f| f.name.as_str())
+            .collect();
+        render_to("kustomization.yaml", &json!({"resources": resources}))
+    }
+}
+
+/// How the tools find each other inside the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    /// MLflow's in-cluster URL, when MLflow is enabled.
+    pub mlflow_uri: Option<String>,
+    /// The DAG repository and branch, when Airflow syncs DAGs from git.
+    pub dags: Option<(String, String)>,
+}
+
+impl Links {
+    pub fn new(loaded: &Loaded) -> Self {
+        let p = &loaded.platform;
+        let mlflow_uri = namespaces(p)
+            .into_iter()
+            .find(|(c, _, _)| *c == "mlflow")
+            .map(|(_, ns, _)| format!("http://{}.{ns}.svc:{}", mlflow::SERVICE, mlflow::PORT));
+        let dags = p
+            .tools
+            .airflow
+            .as_ref()
+            .filter(|_| p.enabled("airflow"))
+            .and_then(|a| a.dags.as_ref())
+            .map(|d| {
+                (
+                    d.repo.clone(),
+                    d.branch.clone().unwrap_or_else(|| "main".to_owned()),
+                )
+            });
+        Links { mlflow_uri, dags }
+    }
+}
+
+/// The namespace of an enabled component.
+pub fn namespace_of(loaded: &Loaded, component: &str) -> String {
+    namespaces(&loaded.platform)
+        .into_iter()
+        .find(|(c, _, _)| *c == component)
+        .map(|(_, ns, _)| ns)
+        .unwrap_or_default()
+}
+
+/// Merges `overlay` into `base` the way Helm merges `-f` files: maps merge deeply, anything
+/// else (lists included) is replaced.
+pub fn merge(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// Sets `value` at a dotted path of maps, creating them as needed.
+pub fn set(root: &mut Value, path: &[&str], value: Value) {
+    let mut cur = root;
+    for key in &path[..path.len().saturating_sub(1)] {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+        let Value::Object(map) = cur else { return };
+        cur = map
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if let (Value::Object(map), Some(last)) = (cur, path.last()) {
+        map.insert((*last).to_owned(), value);
+    }
+}
+
+/// Quotes a string for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_is_deep_for_maps_and_replaces_lists() {
+        let mut base = json!({"a": {"b": 1, "c": [1, 2]}, "d": 1});
+        merge(
+            &mut base,
+            &json!({"a": {"c": [3], "e": true}, "d": {"x": 1}}),
+        );
+        assert_eq!(
+            base,
+            json!({"a": {"b": 1, "c": [3], "e": true}, "d": {"x": 1}})
+        );
+    }
+
+    #[test]
+    fn set_creates_maps() {
+        let mut v = json!({});
+        set(&mut v, &["a", "b", "c"], json!(1));
+        assert_eq!(v, json!({"a": {"b": {"c": 1}}}));
+    }
+
+    #[test]
+    fn shell_quoting_survives_quotes() {
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}
