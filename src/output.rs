@@ -79,9 +79,7 @@ pub struct Drift {
 
 impl Drift {
     pub fn is_empty(&self) -> bool {
-        self.changed.is_empty()
-            && self.missing.is_empty()
-            && self.extra.is_empty()
+        self.changed.is_empty() && self.missing.is_empty() && self.extra.is_empty()
     }
 
     /// One line per file, `changed: airflow/values.yaml`; secret contents are never shown.

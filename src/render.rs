@@ -13,7 +13,8 @@ use crate::tools::{self, Component, Links, RenderError, render_to};
 /// Renders every enabled component of the platform into a tree of files.
 pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
     let p = &loaded.platform;
-    let deriver = Deriver::new(&loaded.key, &p.platform);
+    let deriver = Deriver::new(&loaded.key, &p.platform)
+        .with_generations(loaded.lock.secrets.generations.clone());
     let mut backends = Backends::resolve(loaded);
     let links = Links::new(loaded);
     let mut components: Vec<Component> = Vec::new();

@@ -71,6 +71,8 @@ const PASSWORD_LEN: usize = 32;
 pub struct Deriver {
     key: Vec<u8>,
     platform: String,
+    /// Rotated secrets and their generation (from the lock file); the others are at 1.
+    generations: std::collections::BTreeMap<String, u32>,
 }
 
 impl fmt::Debug for Deriver {
@@ -89,12 +91,23 @@ impl Deriver {
         Deriver {
             key: key.expose().as_bytes().to_vec(),
             platform: platform.to_owned(),
+            generations: Default::default(),
         }
     }
 
-    /// The secret named `name` (for example `airflow/fernet-key`), at generation 1.
+    /// Uses the generations of rotated secrets, by name.
+    pub fn with_generations(
+        mut self,
+        generations: std::collections::BTreeMap<String, u32>,
+    ) -> Self {
+        self.generations = generations;
+        self
+    }
+
+    /// The secret named `name` (for example `airflow/fernet-key`), at its current generation.
     pub fn derive(&self, name: &str, policy: Policy) -> Secret {
-        self.derive_generation(name, 1, policy)
+        let generation = self.generations.get(name).copied().unwrap_or(1);
+        self.derive_generation(name, generation, policy)
     }
 
     /// The secret named `name` at a given generation: rotating bumps the generation.

@@ -366,6 +366,8 @@ pub struct Loaded {
     pub key: Secret,
     /// Chart values files per tool (`airflow`, `jupyterhub`), in merge order.
     pub values_files: BTreeMap<&'static str, Vec<ValuesFile>>,
+    /// The lock file beside the config (empty when there is none).
+    pub lock: crate::lock::Lock,
 }
 
 /// Why a config could not be loaded.
@@ -378,6 +380,8 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Invalid(Diagnostics),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
 }
 
 /// Reads, validates and resolves a config file.
@@ -386,7 +390,9 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(path, &source)
+    let mut loaded = load_str(path, &source)?;
+    loaded.lock = crate::lock::Lock::load(path)?;
+    Ok(loaded)
 }
 
 /// Validates a config given as text; `path` is used for messages and relative paths.
@@ -432,6 +438,7 @@ pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigError> {
             inputs,
             key,
             values_files,
+            lock: crate::lock::Lock::default(),
         }),
         _ => Err(fail(problems)),
     }

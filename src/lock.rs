@@ -1,0 +1,149 @@
+//! The lock file beside a config (`platform.yaml` → `platform.lock.yaml`): what mlplat learned
+//! or decided outside the config and must remember between runs, so that `render` and
+//! `--check` stay offline and deterministic. Committed with the config; holds no secret.
+//!
+//! Sections are owned by the commands that write them: `secrets` by `rotate`, `aws` by
+//! `provision`, `charts` by the delivery that pins chart archives.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const HEADER: &str =
+    "# Written by mlplat (provision, rotate). Commit it beside the config; it holds no secret.\n";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Lock {
+    #[serde(default, skip_serializing_if = "SecretsLock::is_empty")]
+    pub secrets: SecretsLock,
+    /// AWS resources found or created by `mlplat provision` (owned by the AWS backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<Value>,
+    /// Chart archives pinned by content (owned by the delivery stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charts: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretsLock {
+    /// The generation of each rotated secret, by name (`airflow/fernet-key: 2`); absent = 1.
+    #[serde(default)]
+    pub generations: BTreeMap<String, u32>,
+}
+
+impl SecretsLock {
+    pub fn is_empty(&self) -> bool {
+        self.generations.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{}:{}: {message}", path.display(), line, col)]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// `dir/platform.yaml` → `dir/platform.lock.yaml`.
+pub fn path_for(config: &Path) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    config.with_file_name(format!("{stem}.lock.yaml"))
+}
+
+impl Lock {
+    /// Reads the lock file of `config`; a missing file is an empty lock.
+    pub fn load(config: &Path) -> Result<Lock, LockError> {
+        let path = path_for(config);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lock::default()),
+            Err(source) => return Err(LockError::Read { path, source }),
+        };
+        let invalid = |line, col, message: String| LockError::Invalid {
+            path: path.clone(),
+            line,
+            col,
+            message,
+        };
+        let doc = crate::yaml::parse_document(&text)
+            .map_err(|e| invalid(e.pos().line, e.pos().col, e.to_string()))?;
+        if doc.to_json().is_null() {
+            return Ok(Lock::default());
+        }
+        serde_json::from_value(doc.to_json())
+            .map_err(|e| invalid(doc.pos.line, doc.pos.col, e.to_string()))
+    }
+
+    /// Writes the lock file of `config` atomically (a temporary file renamed over it).
+    pub fn save(&self, config: &Path) -> Result<(), LockError> {
+        let path = path_for(config);
+        let err = |source| LockError::Write {
+            path: path.clone(),
+            source,
+        };
+        #[allow(clippy::expect_used)] // a struct of maps and strings always serializes
+        let value = serde_json::to_value(self).expect("lock serializes");
+        let text = format!("{HEADER}{}", crate::yaml::to_yaml_string(&value));
+        let tmp = path.with_extension("yaml.mlplat-tmp");
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)
+    }
+
+    /// The generation of secret `name`: 1 unless it was rotated.
+    pub fn generation(&self, name: &str) -> u32 {
+        self.secrets.generations.get(name).copied().unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_round_trips_and_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("platform.yaml");
+        assert_eq!(Lock::load(&config).unwrap(), Lock::default());
+        let mut lock = Lock::default();
+        lock.secrets
+            .generations
+            .insert("airflow/fernet-key".into(), 2);
+        lock.save(&config).unwrap();
+        assert!(dir.path().join("platform.lock.yaml").is_file());
+        let back = Lock::load(&config).unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(back.generation("airflow/fernet-key"), 2);
+        assert_eq!(back.generation("mlflow/flask-secret-key"), 1);
+    }
+
+    #[test]
+    fn a_broken_lock_file_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("p.yaml");
+        std::fs::write(dir.path().join("p.lock.yaml"), "secrets:\n  bogus: 1\n").unwrap();
+        let err = Lock::load(&config).unwrap_err().to_string();
+        assert!(err.contains("p.lock.yaml:1:1"), "{err}");
+    }
+}
