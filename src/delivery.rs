@@ -1,19 +1,22 @@
 //! Stage 5: how each chart reaches the cluster. `flux`: a HelmRepository and a HelmRelease per
 //! chart, with the values inline and the secret values in a Secret the release reads through
-//! `valuesFrom`, so no file but a Secret's holds a secret.
+//! `valuesFrom`, so no file but a Secret's holds a secret. `argocd`: see [`argocd`].
+
+pub mod argocd;
 
 use serde_json::json;
 
-use crate::config::Delivery;
+use crate::config::{Delivery, PlatformConfig};
 use crate::tools::{Component, RenderError};
 use crate::yaml::to_yaml_string;
 
 /// Adds the delivery objects of `component`'s chart, if it has one.
-pub fn deliver(delivery: Delivery, component: &mut Component) -> Result<(), RenderError> {
+pub fn deliver(p: &PlatformConfig, component: &mut Component) -> Result<(), RenderError> {
     let Some(chart) = component.chart.clone() else {
         return Ok(());
     };
-    match delivery {
+    match p.delivery {
+        Delivery::Argocd => argocd::deliver(p, component, &chart)?,
         Delivery::Flux => {
             let name = component.name.clone();
             let secret_values_name = format!("{name}-helm-values");

@@ -50,7 +50,7 @@ pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
     let mut tree = Tree::new();
     let mut dirs = Vec::new();
     for mut c in components {
-        deliver(p.delivery, &mut c)?;
+        deliver(p, &mut c)?;
         let kustomization = c.kustomization()?;
         for f in &c.files {
             tree.insert(

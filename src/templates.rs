@@ -30,6 +30,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/flux/helmrelease.yaml.j2"),
     ),
     (
+        "argocd/application.yaml",
+        include_str!("../templates/argocd/application.yaml.j2"),
+    ),
+    (
         "postgres/statefulset.yaml",
         include_str!("../templates/postgres/statefulset.yaml.j2"),
     ),

@@ -27,6 +27,7 @@ pub struct PlatformConfig {
     pub platform: String,
     #[serde(default)]
     pub delivery: Delivery,
+    pub argocd: Option<ArgocdConfig>,
     #[serde(default)]
     pub secrets: SecretsConfig,
     #[serde(default)]
@@ -40,6 +41,17 @@ pub struct PlatformConfig {
 pub enum Delivery {
     #[default]
     Flux,
+    Argocd,
+}
+
+/// Where the Argo CD Applications live (`delivery: argocd`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArgocdConfig {
+    /// The namespace Argo CD watches for Applications (default `argocd`).
+    pub namespace: Option<String>,
+    /// The Argo CD project of every Application (default `default`).
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -486,6 +498,15 @@ impl PlatformConfig {
 /// Rules a JSON Schema cannot say well: combinations of keys.
 fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    if p.argocd.is_some() && p.delivery != Delivery::Argocd {
+        out.push(
+            ctx.diag(
+                "/argocd",
+                "`argocd` settings are only read with `delivery: argocd`",
+            )
+            .help("set delivery: argocd, or remove the argocd block"),
+        );
+    }
     if p.backends.postgres.mode == PostgresMode::External && p.backends.postgres.external.is_none()
     {
         out.push(
