@@ -22,6 +22,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Write a commented starter config and a new platform secret key.
     Init(InitArgs),
+    /// Show what a fresh render would change in the output, per Kubernetes object.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +37,17 @@ pub struct RenderArgs {
     /// Write nothing; exit 1 and name the files that differ when the output is stale.
     #[arg(long)]
     pub check: bool,
+}
+
+/// Exit codes: 0 nothing would change, 1 something would, 2 error.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The platform config.
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+    /// The output directory to compare with a fresh render.
+    #[arg(short, long, value_name = "DIR", default_value = "out")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

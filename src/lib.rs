@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod delivery;
+pub mod diff;
 pub mod lock;
 pub mod output;
 pub mod render;

@@ -1,5 +1,6 @@
 //! The commands. Each returns what happened; `main` turns it into an exit code.
 
+pub mod diff;
 pub mod init;
 pub mod render;
 
@@ -28,5 +29,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Render(args) => render::run(&args),
         Command::Init(args) => init::run(&args),
+        Command::Diff(args) => diff::run(&args),
     }
 }

@@ -1,0 +1,57 @@
+//! `mlplat diff`: what a fresh render would change in `out/`, per Kubernetes object, with every
+//! secret value shown as its fingerprint. Exit 0 when nothing would change, 1 otherwise.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::Outcome;
+use crate::cli::DiffArgs;
+use crate::diff::{Side, diff};
+use crate::output::Tree;
+use crate::{config, render};
+
+pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
+    let loaded = config::load(&args.config)?;
+    let tree =
+        render::render(&loaded).context("internal error while rendering (please report it)")?;
+    let on_disk = read_dir(&args.out, &tree)?;
+    let report = diff(&on_disk, &tree);
+    let out = args.out.display();
+    if report.is_empty() {
+        eprintln!("mlplat: {out} is up to date: a fresh render changes nothing");
+        return Ok(Outcome::Clean);
+    }
+    print!("{}", report.text());
+    Ok(Outcome::Drift)
+}
+
+/// Every file under `dir` (none when it does not exist), marked secret when the fresh render
+/// marks the same path so.
+fn read_dir(dir: &Path, tree: &Tree) -> anyhow::Result<BTreeMap<String, Side>> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, prefix)) = stack.pop() {
+        for entry in fs_err::read_dir(&path)? {
+            let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if entry.file_type()?.is_dir() {
+                stack.push((entry.path(), rel));
+                continue;
+            }
+            let bytes = fs_err::read(entry.path())?;
+            let secret = tree.files.get(&rel).is_some_and(|f| f.secret);
+            out.insert(rel, Side { bytes, secret });
+        }
+    }
+    Ok(out)
+}
