@@ -202,7 +202,7 @@ impl Backends {
                     "limits": {"memory": "1Gi"}
                 })),
                 "checksums": {
-                    "checksum/secret": crate::secrets::fingerprint(secrets_yaml.as_bytes()),
+                    "checksum/secret": deriver.checksum(secrets_yaml.as_bytes()),
                     "checksum/init": crate::secrets::fingerprint(configmap_yaml.as_bytes()),
                 },
             }),

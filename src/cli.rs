@@ -24,6 +24,21 @@ pub enum Command {
     Init(InitArgs),
     /// Show what a fresh render would change in the output, per Kubernetes object.
     Diff(DiffArgs),
+    /// Rotate one generated secret: bump its generation in the lock file, say what restarts.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RotateArgs {
+    /// The platform config (its lock file beside it records the generations).
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+    /// The secret to rotate, as `--list` names it (for example `airflow/fernet-key`).
+    #[arg(value_name = "SECRET", required_unless_present = "list")]
+    pub name: Option<String>,
+    /// List the secrets that can be rotated, with their generation and where they are used.
+    #[arg(long, conflicts_with = "name")]
+    pub list: bool,
 }
 
 #[derive(Debug, clap::Args)]

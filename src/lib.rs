@@ -13,6 +13,7 @@ pub mod diff;
 pub mod lock;
 pub mod output;
 pub mod render;
+pub mod secret_delivery;
 pub mod secrets;
 pub mod templates;
 pub mod tools;

@@ -12,6 +12,21 @@ use crate::tools::{self, Component, Links, RenderError, render_to};
 
 /// Renders every enabled component of the platform into a tree of files.
 pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
+    render_full(loaded).map(|r| r.tree)
+}
+
+/// A render with what went into it, for the commands that need more than the files.
+#[derive(Debug)]
+pub struct Rendered {
+    pub tree: Tree,
+    /// Every Secret the platform needs, whatever the secret delivery mode writes to `out/`.
+    pub secrets: Vec<crate::secret_delivery::SecretObject>,
+    /// Every derived secret the render used, by name: what `mlplat rotate` can bump.
+    pub derived: std::collections::BTreeMap<String, crate::secrets::Secret>,
+}
+
+/// [`render`], keeping the Secrets and the derived names.
+pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
     let p = &loaded.platform;
     let deriver = Deriver::new(&loaded.key, &p.platform)
         .with_generations(loaded.lock.secrets.generations.clone());
@@ -49,8 +64,11 @@ pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
     }
     let mut tree = Tree::new();
     let mut dirs = Vec::new();
+    let mut secrets = Vec::new();
     for mut c in components {
         deliver(p, &mut c)?;
+        crate::secret_delivery::apply(loaded, &deriver, &mut c)?;
+        secrets.append(&mut c.secret_objects);
         let kustomization = c.kustomization()?;
         for f in &c.files {
             tree.insert(
@@ -68,5 +86,11 @@ pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
     }
     let root = render_to("kustomization.yaml", &json!({"resources": dirs}))?;
     tree.insert("kustomization.yaml", root.into_bytes(), false);
-    Ok(tree)
+    let derived = deriver.used();
+    crate::secret_delivery::trace_sources(&mut secrets, &derived, loaded);
+    Ok(Rendered {
+        tree,
+        secrets,
+        derived,
+    })
 }

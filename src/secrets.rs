@@ -73,6 +73,8 @@ pub struct Deriver {
     platform: String,
     /// Rotated secrets and their generation (from the lock file); the others are at 1.
     generations: std::collections::BTreeMap<String, u32>,
+    /// Every name derived so far: the secrets a render uses, which `rotate` can bump.
+    used: std::sync::Mutex<std::collections::BTreeMap<String, Secret>>,
 }
 
 impl fmt::Debug for Deriver {
@@ -92,6 +94,7 @@ impl Deriver {
             key: key.expose().as_bytes().to_vec(),
             platform: platform.to_owned(),
             generations: Default::default(),
+            used: Default::default(),
         }
     }
 
@@ -107,7 +110,27 @@ impl Deriver {
     /// The secret named `name` (for example `airflow/fernet-key`), at its current generation.
     pub fn derive(&self, name: &str, policy: Policy) -> Secret {
         let generation = self.generations.get(name).copied().unwrap_or(1);
-        self.derive_generation(name, generation, policy)
+        let secret = self.derive_generation(name, generation, policy);
+        if let Ok(mut used) = self.used.lock() {
+            used.insert(name.to_owned(), secret.clone());
+        }
+        secret
+    }
+
+    /// The names derived so far, with their values, sorted by name.
+    pub fn used(&self) -> std::collections::BTreeMap<String, Secret> {
+        self.used.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// A checksum of secret bytes for a pod annotation: HMAC-SHA256 under the platform key, so
+    /// it changes with every value (a rotation rolls the pods) yet tells nothing without the
+    /// key, even about a short password. `hmac:` and 16 hex digits.
+    pub fn checksum(&self, bytes: &[u8]) -> String {
+        #[allow(clippy::expect_used)] // HMAC takes keys of any length
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("any key length");
+        mac.update(format!("mlplat/v1/{}/checksum\0", self.platform).as_bytes());
+        mac.update(bytes);
+        format!("hmac:{}", &hex(&mac.finalize().into_bytes())[..16])
     }
 
     /// The secret named `name` at a given generation: rotating bumps the generation.

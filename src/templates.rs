@@ -81,6 +81,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "mlflow/basic_auth.ini",
         include_str!("../templates/mlflow/basic_auth.ini.j2"),
     ),
+    (
+        "external-secrets/externalsecret.yaml",
+        include_str!("../templates/external-secrets/externalsecret.yaml.j2"),
+    ),
+    (
+        "external-secrets/secretstore.yaml",
+        include_str!("../templates/external-secrets/secretstore.yaml.j2"),
+    ),
 ];
 
 /// The shared environment, built on first use.

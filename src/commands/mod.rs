@@ -3,6 +3,7 @@
 pub mod diff;
 pub mod init;
 pub mod render;
+pub mod rotate;
 
 use crate::cli::{Cli, Command};
 
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Render(args) => render::run(&args),
         Command::Init(args) => init::run(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Rotate(args) => rotate::run(&args),
     }
 }

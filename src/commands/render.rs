@@ -53,5 +53,12 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
             tree.files.len()
         );
     }
+    if loaded.platform.secrets.mode == config::SecretMode::Plain
+        && crate::secret_delivery::tracked_by_git(&args.out)
+    {
+        eprintln!(
+            "warning: {out} is tracked by git and holds Secret manifests (secrets.mode: plain): every secret is in the repository's history; use secrets.mode: external-secrets, or keep {out} out of git"
+        );
+    }
     Ok(Outcome::Clean)
 }

@@ -60,6 +60,8 @@ pub struct SecretsConfig {
     pub key: Option<ValueSource>,
     #[serde(default)]
     pub mode: SecretMode,
+    /// Where `external-secrets` mode reads from: see [`crate::secret_delivery`].
+    pub external_secrets: Option<ExternalSecretsConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -67,6 +69,16 @@ pub struct SecretsConfig {
 pub enum SecretMode {
     #[default]
     Plain,
+    ExternalSecrets,
+}
+
+/// AWS Secrets Manager, read by the external-secrets operator through IRSA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalSecretsConfig {
+    pub region: String,
+    pub role_arn: String,
+    pub service_account: Option<String>,
 }
 
 /// Where a value only the user has comes from. Resolved once, at load time, into [`Inputs`].
@@ -359,6 +371,11 @@ impl Inputs {
     pub fn get(&self, pointer: &str) -> Option<&Secret> {
         self.0.get(pointer)
     }
+
+    /// Every value, by pointer.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Secret)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
 }
 
 /// A user's chart values file, parsed.
@@ -590,6 +607,33 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
                 .help("list adminUsers or allowedUsers (or github.allowedOrganizations)"),
             );
         }
+    }
+    if p.secrets.mode == SecretMode::ExternalSecrets && p.secrets.external_secrets.is_none() {
+        out.push(
+            ctx.diag(
+                "/secrets/mode",
+                "mode `external-secrets` needs `secrets.externalSecrets`",
+            )
+            .help("add externalSecrets: {region: eu-west-1, roleArn: arn:aws:iam::123456789012:role/mlops-external-secrets}"),
+        );
+    }
+    // Argo CD takes chart values inline only: the charts' secret values would land in out/.
+    let chart_secrets = p.enabled("jupyterhub")
+        || p.tools
+            .airflow
+            .as_ref()
+            .is_some_and(|a| p.enabled("airflow") && a.flavor == AirflowFlavor::Community);
+    if p.secrets.mode == SecretMode::ExternalSecrets
+        && p.delivery == Delivery::Argocd
+        && chart_secrets
+    {
+        out.push(
+            ctx.diag(
+                "/secrets/mode",
+                "with `delivery: argocd` the charts' secret values (JupyterHub's keys, the community Airflow chart's keys) are written inline in out/, which `external-secrets` forbids",
+            )
+            .help("use delivery: flux, whose HelmRelease reads them from a Secret"),
+        );
     }
     // Namespaces must not collide: each tool owns its namespace and what kustomize puts there.
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();

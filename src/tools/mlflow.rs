@@ -146,7 +146,9 @@ pub fn build(
                 "limits": {"memory": "2Gi"}
             })),
             "checksums": {
-                "checksum/secret": fingerprint(secrets_yaml.as_bytes()),
+                // Keyed: out/ may be public (external-secrets mode), the checksum must not help
+                // anyone guess a value; it still changes with each one, so a rotation rolls.
+                "checksum/secret": deriver.checksum(secrets_yaml.as_bytes()),
                 "checksum/config": fingerprint(config_yaml.as_bytes()),
             },
         }),

@@ -121,6 +121,9 @@ pub struct Component {
     pub labels: Labels,
     pub files: Vec<File>,
     pub chart: Option<ChartRelease>,
+    /// Every Secret the component needs, by the file it is written to; the secret delivery
+    /// mode decides what that file holds (see [`crate::secret_delivery`]).
+    pub secret_objects: Vec<crate::secret_delivery::SecretObject>,
 }
 
 impl Component {
@@ -132,6 +135,7 @@ impl Component {
             labels: labels.clone(),
             files: Vec::new(),
             chart: None,
+            secret_objects: Vec::new(),
         };
         let text = c.render_checked(
             "namespace.yaml",
@@ -187,6 +191,16 @@ impl Component {
             "secret.yaml",
             &json!({"secrets": list, "namespace": self.namespace, "labels": self.labels.all()}),
         )?;
+        for (name, data) in secrets {
+            self.secret_objects
+                .push(crate::secret_delivery::SecretObject::new(
+                    &self.name,
+                    file,
+                    &self.namespace,
+                    name,
+                    data,
+                ));
+        }
         self.push(file, text.clone(), true, true);
         Ok(text)
     }
