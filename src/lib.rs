@@ -14,6 +14,7 @@ pub mod lock;
 pub mod output;
 pub mod render;
 pub mod secret_delivery;
+pub mod secrets_manager;
 pub mod secrets;
 pub mod templates;
 pub mod tools;
