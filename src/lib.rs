@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod delivery;
 pub mod diff;
+pub mod index;
 pub mod lock;
 pub mod output;
 pub mod render;

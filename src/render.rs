@@ -86,6 +86,7 @@ pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
     }
     let root = render_to("kustomization.yaml", &json!({"resources": dirs}))?;
     tree.insert("kustomization.yaml", root.into_bytes(), false);
+    crate::index::seal(&mut tree, &crate::index::inputs_digest(loaded));
     let derived = deriver.used();
     crate::secret_delivery::trace_sources(&mut secrets, &derived, loaded);
     Ok(Rendered {

@@ -296,7 +296,7 @@ fn check_exit_codes_follow_the_state_of_out() {
     assert_eq!(stale.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&stale.stdout),
-        "out is stale: a fresh render of local.yaml differs\n  changed: airflow/values.yaml\n  missing: jupyterhub/helmrelease.yaml\n  extra: mlflow/stray.yaml\nrun `mlplat render -c local.yaml -o out` to update it\n"
+        "out is stale: a fresh render of local.yaml differs\n  changed: airflow/values.yaml (edited by hand)\n  missing: jupyterhub/helmrelease.yaml\n  extra: mlflow/stray.yaml\nrun `mlplat render -c local.yaml -o out` to update it\n"
     );
     assert_eq!(ws.snapshot(), before, "--check writes nothing");
 

@@ -8,6 +8,19 @@ use crate::{config, output, render};
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let loaded = config::load(&args.config)?;
+    // The index answers without a render when nothing changed.
+    let inputs = crate::index::inputs_digest(&loaded);
+    if let Some(files) = args
+        .check
+        .then(|| crate::index::is_current(&args.out, &inputs))
+        .flatten()
+    {
+        eprintln!(
+            "mlplat: {} is up to date ({files} files)",
+            args.out.display()
+        );
+        return Ok(Outcome::Clean);
+    }
     let tree =
         render::render(&loaded).context("internal error while rendering (please report it)")?;
     let out = args.out.display();
@@ -26,8 +39,15 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
             "{out} is stale: a fresh render of {} differs",
             args.config.display()
         );
+        let by_hand = crate::index::read(&args.out)
+            .map(|index| crate::index::edited_by_hand(&args.out, &index))
+            .unwrap_or_default();
         for line in drift.lines() {
-            println!("  {line}");
+            let edited = line
+                .strip_prefix("changed: ")
+                .is_some_and(|p| by_hand.iter().any(|h| h == p));
+            let note = if edited { " (edited by hand)" } else { "" };
+            println!("  {line}{note}");
         }
         println!(
             "run `mlplat render -c {} -o {out}` to update it",
