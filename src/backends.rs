@@ -2,6 +2,9 @@
 //! (one role and one database per tool, rendered here) and a PVC for MLflow's artifacts; an
 //! external PostgreSQL is given by host and port.
 
+pub mod artifacts;
+mod rds;
+
 use serde_json::{Value, json};
 
 use crate::config::{DatabaseConfig, Loaded, PostgresMode, namespaces};
@@ -60,6 +63,8 @@ pub struct Backends {
     in_cluster_namespace: Option<String>,
     /// Every database user the platform needs, with its databases, for the in-cluster init.
     users: Vec<(DbAccess, Vec<String>)>,
+    /// PostgreSQL on RDS (`postgres.mode: rds`), see [`rds`].
+    rds: Option<rds::RdsBackend>,
 }
 
 impl Backends {
@@ -90,6 +95,7 @@ impl Backends {
             sslmode,
             in_cluster_namespace,
             users: Vec::new(),
+            rds: rds::RdsBackend::resolve(loaded),
         }
     }
 
@@ -104,6 +110,12 @@ impl Backends {
         deriver: &Deriver,
         extra_databases: &[String],
     ) -> DbAccess {
+        if let Some(rds) = &mut self.rds {
+            if let Some(access) = rds.database(tool, cfg, pointer, loaded, deriver, extra_databases)
+            {
+                return access;
+            }
+        }
         let user = cfg.user.clone().unwrap_or_else(|| tool.to_owned());
         let password = loaded
             .inputs
@@ -134,6 +146,9 @@ impl Backends {
         let Some(namespace) = &self.in_cluster_namespace else {
             return Ok(None);
         };
+        if let Some(rds) = &self.rds {
+            return rds.render(loaded, deriver, namespace);
+        }
         if self.users.is_empty() {
             return Ok(None);
         }

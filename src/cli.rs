@@ -24,6 +24,12 @@ pub enum Command {
     Init(InitArgs),
     /// Show what a fresh render would change in the output, per Kubernetes object.
     Diff(DiffArgs),
+    /// Show what `provision` would create or change on AWS (read-only; exit 1 if anything).
+    Plan(PlanArgs),
+    /// Create or update the AWS backends (RDS, S3) and record their endpoints in the lock file.
+    Provision(ProvisionArgs),
+    /// Delete the AWS backends mlplat created for this platform.
+    Destroy(DestroyArgs),
     /// Rotate one generated secret: bump its generation in the lock file, say what restarts.
     Rotate(RotateArgs),
 }
@@ -63,6 +69,41 @@ pub struct DiffArgs {
     /// The output directory to compare with a fresh render.
     #[arg(short, long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The platform config.
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProvisionArgs {
+    /// The platform config; the lock file beside it receives the endpoints.
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+    /// How long to wait for the databases to become available (90s, 40m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "40m", value_parser = crate::commands::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// How often to ask AWS for their status.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::commands::parse_duration, hide = true)]
+    pub poll_interval: std::time::Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DestroyArgs {
+    /// The platform config.
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+    /// Delete without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// How long to wait for the databases to be deleted.
+    #[arg(long, value_name = "DURATION", default_value = "40m", value_parser = crate::commands::parse_duration)]
+    pub timeout: std::time::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::commands::parse_duration, hide = true)]
+    pub poll_interval: std::time::Duration,
 }
 
 #[derive(Debug, clap::Args)]

@@ -4,6 +4,7 @@
 //! [`delivery`] → [`output`], run end to end by [`render`]. [`yaml`] reads YAML with source
 //! positions and writes it deterministically; [`templates`] holds the minijinja templates.
 
+pub mod aws;
 pub mod backends;
 pub mod cli;
 pub mod commands;

@@ -21,7 +21,7 @@ pub struct Lock {
     pub secrets: SecretsLock,
     /// AWS resources found or created by `mlplat provision` (owned by the AWS backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws: Option<Value>,
+    pub aws: Option<crate::aws::lock::AwsLock>,
     /// Chart archives pinned by content (owned by the delivery stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charts: Option<Value>,

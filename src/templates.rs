@@ -50,6 +50,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/postgres/init.sh.j2"),
     ),
     (
+        "postgres/rds-init.sh",
+        include_str!("../templates/postgres/rds-init.sh.j2"),
+    ),
+    (
+        "postgres/job.yaml",
+        include_str!("../templates/postgres/job.yaml.j2"),
+    ),
+    (
+        "jupyterhub/storageclass.yaml",
+        include_str!("../templates/jupyterhub/storageclass.yaml.j2"),
+    ),
+    (
         "mlflow/deployment.yaml",
         include_str!("../templates/mlflow/deployment.yaml.j2"),
     ),

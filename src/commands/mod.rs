@@ -1,11 +1,16 @@
 //! The commands. Each returns what happened; `main` turns it into an exit code.
 
+mod aws_common;
+pub mod destroy;
 pub mod diff;
 pub mod init;
+pub mod plan;
+pub mod provision;
 pub mod render;
 pub mod rotate;
 
 use crate::cli::{Cli, Command};
+pub use aws_common::parse_duration;
 
 /// How a successful command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Render(args) => render::run(&args),
         Command::Init(args) => init::run(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Provision(args) => provision::run(&args),
+        Command::Destroy(args) => destroy::run(&args),
         Command::Rotate(args) => rotate::run(&args),
     }
 }

@@ -1,7 +1,5 @@
 //! `mlplat render`: config in, `out/` written atomically, or compared with `--check`.
 
-use anyhow::Context;
-
 use super::Outcome;
 use crate::cli::RenderArgs;
 use crate::{config, output, render};
@@ -21,8 +19,10 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Clean);
     }
-    let tree =
-        render::render(&loaded).context("internal error while rendering (please report it)")?;
+    let tree = render::render(&loaded).map_err(|e| match e {
+        crate::tools::RenderError::Unprovisioned(_) => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context("internal error while rendering (please report it)"),
+    })?;
     let out = args.out.display();
     if args.check {
         let drift = output::check(&tree, &args.out)?;

@@ -1,6 +1,7 @@
 //! Stage 1: read `platform.yaml`, check it against the schema, and resolve the values only the
 //! user has (`fromEnv`, `fromFile`). Every problem is collected and reported with its position.
 
+pub mod aws;
 pub mod diagnostic;
 pub mod schema;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use aws::{RdsConfig, RdsLayout, S3Config, S3Encryption};
 use diagnostic::key_path;
 pub use diagnostic::{Diagnostic, Diagnostics};
 
@@ -106,6 +108,7 @@ pub struct PostgresConfig {
     #[serde(default)]
     pub in_cluster: InClusterPostgres,
     pub external: Option<ExternalPostgres>,
+    pub rds: Option<RdsConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -114,6 +117,7 @@ pub enum PostgresMode {
     #[default]
     InCluster,
     External,
+    Rds,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -141,6 +145,7 @@ pub struct ArtifactsConfig {
     pub mode: ArtifactsMode,
     #[serde(default)]
     pub pvc: PvcConfig,
+    pub s3: Option<S3Config>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -148,6 +153,7 @@ pub struct ArtifactsConfig {
 pub enum ArtifactsMode {
     #[default]
     Pvc,
+    S3,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -455,8 +461,10 @@ pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigError> {
         doc: &doc,
     };
     let mut problems = semantic_checks(&ctx, &platform);
+    problems.extend(aws::checks(&ctx, &platform));
     let mut inputs = Inputs::default();
     collect_inputs(&ctx, &value, "", &platform, &mut inputs, &mut problems);
+    problems.extend(aws::password_checks(&ctx, &platform, &inputs));
     let key = resolve_key(&ctx, &platform, &mut problems);
     let values_files = load_values_files(&ctx, &platform, &mut problems);
     problems.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
@@ -653,7 +661,11 @@ pub fn namespaces(p: &PlatformConfig) -> Vec<(&'static str, String, &'static str
             .unwrap_or_else(|| format!("{}-{tool}", p.platform))
     };
     let mut out = Vec::new();
-    if p.backends.postgres.mode == PostgresMode::InCluster && uses_postgres(p) {
+    if matches!(
+        p.backends.postgres.mode,
+        PostgresMode::InCluster | PostgresMode::Rds
+    ) && uses_postgres(p)
+    {
         out.push((
             "postgres",
             ns(

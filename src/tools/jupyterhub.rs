@@ -136,7 +136,17 @@ pub fn build(
     }
     let mut storage =
         json!({"type": "dynamic", "capacity": su.storage.as_deref().unwrap_or("10Gi")});
-    if let Some(class) = &su.storage_class {
+    // On AWS, an encrypted gp3 class of mlplat's own unless the config names one.
+    let ebs_class = (su.storage_class.is_none() && crate::config::aws::on_aws(&loaded.platform))
+        .then(|| format!("{platform}-gp3-encrypted"));
+    if let Some(class) = &ebs_class {
+        component.object(
+            "storageclass.yaml",
+            "jupyterhub/storageclass.yaml",
+            &json!({"name": class}),
+        )?;
+    }
+    if let Some(class) = su.storage_class.as_ref().or(ebs_class.as_ref()) {
         set(&mut storage, &["dynamic", "storageClass"], json!(class));
     }
     set(v, &["singleuser", "storage"], storage);

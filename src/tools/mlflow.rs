@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Component, Labels, RenderError, namespace_of, render_to};
 use crate::backends::Backends;
+use crate::backends::artifacts::ArtifactStore;
 use crate::config::{Loaded, MlflowConfig};
 use crate::secrets::{Deriver, Policy, Secret, fingerprint};
 
@@ -93,36 +94,39 @@ pub fn build(
     if let Some(ing) = &cfg.ingress {
         hosts.push(ing.host.clone());
     }
+    let store = ArtifactStore::resolve(loaded);
+    let mut config_data = json!({
+        "MLFLOW_SERVER_ALLOWED_HOSTS": hosts.join(","),
+        "MLFLOW_AUTH_CONFIG_PATH": format!("{AUTH_DIR}/basic_auth.ini"),
+    });
+    for (k, v) in store.env() {
+        config_data[k] = json!(v);
+    }
     let config_yaml = component.object(
         "configmap.yaml",
         "mlflow/configmap.yaml",
-        &json!({"name": CONFIGMAP, "data": {
-            "MLFLOW_SERVER_ALLOWED_HOSTS": hosts.join(","),
-            "MLFLOW_AUTH_CONFIG_PATH": format!("{AUTH_DIR}/basic_auth.ini"),
-        }}),
+        &json!({"name": CONFIGMAP, "data": config_data}),
     )?;
     component.object(
         "serviceaccount.yaml",
         "mlflow/serviceaccount.yaml",
-        &json!({"name": SERVICE, "annotations": null}),
+        &json!({"name": SERVICE, "annotations": store.service_account_annotations()}),
     )?;
-    let pvc = &loaded.platform.backends.artifacts.pvc;
-    component.object(
-        "pvc.yaml",
-        "mlflow/pvc.yaml",
-        &json!({"name": PVC, "size": pvc.size.as_deref().unwrap_or("20Gi"), "storage_class": pvc.storage_class}),
-    )?;
+    if store.is_pvc() {
+        let pvc = &loaded.platform.backends.artifacts.pvc;
+        component.object(
+            "pvc.yaml",
+            "mlflow/pvc.yaml",
+            &json!({"name": PVC, "size": pvc.size.as_deref().unwrap_or("20Gi"), "storage_class": pvc.storage_class}),
+        )?;
+    }
     let prefix = cfg
         .artifacts
         .prefix
         .as_deref()
         .unwrap_or("")
         .trim_matches('/');
-    let destination = if prefix.is_empty() {
-        format!("file://{ARTIFACTS_PATH}")
-    } else {
-        format!("file://{ARTIFACTS_PATH}/{prefix}")
-    };
+    let destination = store.destination(ARTIFACTS_PATH, prefix);
     let replicas = cfg.replicas.unwrap_or(1);
     component.object(
         "deployment.yaml",
@@ -139,7 +143,7 @@ pub fn build(
             "auth_secret": AUTH_SECRET,
             "auth_dir": AUTH_DIR,
             "configmap": CONFIGMAP,
-            "pvc": PVC,
+            "pvc": if store.is_pvc() { json!(PVC) } else { Value::Null },
             "artifacts_path": ARTIFACTS_PATH,
             "resources": cfg.resources.clone().unwrap_or_else(|| json!({
                 "requests": {"cpu": "250m", "memory": "512Mi"},

@@ -25,6 +25,9 @@ pub enum RenderError {
         name: String,
         source: yaml::YamlError,
     },
+    /// A backend the render needs is not there yet (the user's to fix, not a bug).
+    #[error("{0}")]
+    Unprovisioned(String),
 }
 
 /// Renders a template; the caller decides what the text is.

@@ -19,7 +19,11 @@ pub fn golden_cases() -> Vec<(PathBuf, PathBuf)> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if p.extension().is_some_and(|x| x == "yaml") && stem != "local" {
+            // `<name>.lock.yaml` is the lock file of `<name>.yaml`, not a config.
+            if p.extension().is_some_and(|x| x == "yaml")
+                && stem != "local"
+                && !stem.ends_with(".lock")
+            {
                 more.push((p.clone(), root.join("examples/rendered").join(stem)));
             }
         }

@@ -1,0 +1,414 @@
+//! What provisioning would do: every resource the config asks for, looked up, compared with
+//! what AWS has, and shown Terraform-style: `+` create, `~` change (in place, safe), `!` drift
+//! mlplat will not fix (it never replaces or resizes a database), `=` unchanged.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::ec2::{self, SecurityGroupState};
+use super::rds::{self, InstanceState, SafeChanges, SubnetGroupState};
+use super::s3::{self, BucketState};
+use super::spec::{Desired, InstanceSpec};
+use super::{AwsError, Clients};
+
+/// What AWS has of each resource the config asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub security_group: Option<SecurityGroupState>,
+    pub subnet_group: Option<SubnetGroupState>,
+    pub instances: BTreeMap<String, InstanceState>,
+    pub bucket: Option<BucketState>,
+}
+
+pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, AwsError> {
+    let mut o = Observed::default();
+    if let Some(sg) = &d.security_group {
+        o.security_group = ec2::find(c, sg).await?;
+    }
+    if let Some(g) = &d.subnet_group {
+        o.subnet_group = rds::find_subnet_group(c, &g.name).await?;
+    }
+    for i in &d.instances {
+        if let Some(state) = rds::find_instance(c, &i.identifier).await? {
+            o.instances.insert(i.identifier.clone(), state);
+        }
+    }
+    if let Some(b) = &d.bucket {
+        o.bucket = s3::find(c, &b.name).await?;
+    }
+    Ok(o)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Change,
+    Unchanged,
+}
+
+/// One difference between the config and AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diff {
+    pub field: &'static str,
+    pub have: String,
+    pub want: String,
+    /// mlplat applies it in place; otherwise it is reported only.
+    pub safe: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub kind: &'static str,
+    pub name: String,
+    pub action: Action,
+    pub detail: String,
+    pub diffs: Vec<Diff>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub items: Vec<Item>,
+}
+
+fn diff(field: &'static str, have: impl ToString, want: impl ToString, safe: bool) -> Diff {
+    Diff {
+        field,
+        have: have.to_string(),
+        want: want.to_string(),
+        safe,
+    }
+}
+
+fn major(v: &str) -> &str {
+    v.split('.').next().unwrap_or(v)
+}
+
+/// The differences of an existing instance from its spec.
+pub fn instance_diffs(spec: &InstanceSpec, have: &InstanceState, sg_ids: &[String]) -> Vec<Diff> {
+    let mut d = Vec::new();
+    if have.status != "available" {
+        d.push(diff("status", &have.status, "available", true));
+    }
+    if have.instance_class != spec.instance_class {
+        d.push(diff(
+            "instance_class",
+            &have.instance_class,
+            &spec.instance_class,
+            false,
+        ));
+    }
+    // Minor versions move by themselves (auto minor version upgrade); a major one never does.
+    if major(&have.engine_version) != major(&spec.engine_version) {
+        d.push(diff(
+            "engine_version",
+            &have.engine_version,
+            &spec.engine_version,
+            false,
+        ));
+    }
+    if have.storage_type != spec.storage_type {
+        d.push(diff(
+            "storage_type",
+            &have.storage_type,
+            &spec.storage_type,
+            false,
+        ));
+    }
+    if have.allocated_storage < spec.allocated_storage {
+        d.push(diff(
+            "allocated_storage",
+            have.allocated_storage,
+            spec.allocated_storage,
+            true,
+        ));
+    }
+    if have.max_allocated_storage != spec.max_allocated_storage {
+        d.push(diff(
+            "max_allocated_storage",
+            have.max_allocated_storage,
+            spec.max_allocated_storage,
+            true,
+        ));
+    }
+    if have.backup_retention_days != spec.backup_retention_days {
+        d.push(diff(
+            "backup_retention_days",
+            have.backup_retention_days,
+            spec.backup_retention_days,
+            true,
+        ));
+    }
+    if have.deletion_protection != spec.deletion_protection {
+        d.push(diff(
+            "deletion_protection",
+            have.deletion_protection,
+            spec.deletion_protection,
+            true,
+        ));
+    }
+    if have.publicly_accessible {
+        d.push(diff("publicly_accessible", true, false, true));
+    }
+    if !have.storage_encrypted {
+        d.push(diff("storage_encrypted", false, true, false));
+    }
+    if let Some(port) = have.port.filter(|p| *p != spec.port) {
+        d.push(diff("port", port, spec.port, false));
+    }
+    if have.master_username != spec.master_username {
+        d.push(diff(
+            "master_username",
+            &have.master_username,
+            &spec.master_username,
+            false,
+        ));
+    }
+    if !sg_ids.is_empty() && have.security_group_ids != sg_ids.iter().cloned().collect() {
+        let list = |v: Vec<&String>| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+        d.push(diff(
+            "security_groups",
+            list(have.security_group_ids.iter().collect()),
+            list(sg_ids.iter().collect()),
+            false,
+        ));
+    }
+    let missing: Vec<String> = spec
+        .tags
+        .iter()
+        .filter(|(k, v)| have.tags.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !missing.is_empty() {
+        d.push(diff("tags", "", missing.join(","), true));
+    }
+    d
+}
+
+/// The safe changes among the diffs of an instance.
+pub fn safe_changes(spec: &InstanceSpec, diffs: &[Diff]) -> SafeChanges {
+    let mut ch = SafeChanges::default();
+    for d in diffs.iter().filter(|d| d.safe) {
+        match d.field {
+            "allocated_storage" => ch.allocated_storage = Some(spec.allocated_storage),
+            "max_allocated_storage" => ch.max_allocated_storage = Some(spec.max_allocated_storage),
+            "backup_retention_days" => ch.backup_retention_days = Some(spec.backup_retention_days),
+            "deletion_protection" => ch.deletion_protection = Some(spec.deletion_protection),
+            "publicly_accessible" => ch.publicly_accessible = Some(false),
+            "tags" => ch.tags = spec.tags.clone(),
+            _ => {}
+        }
+    }
+    ch
+}
+
+pub fn bucket_diffs(spec: &super::spec::BucketSpec, have: &BucketState) -> Vec<Diff> {
+    let mut d = Vec::new();
+    let want = (spec.encryption.as_str().to_owned(), spec.kms_key_id.clone());
+    if have.encryption.as_ref() != Some(&want) {
+        let show = |e: Option<&(String, Option<String>)>| match e {
+            None => "none".to_owned(),
+            Some((a, None)) => a.clone(),
+            Some((a, Some(k))) => format!("{a} ({k})"),
+        };
+        d.push(diff(
+            "encryption",
+            show(have.encryption.as_ref()),
+            show(Some(&want)),
+            true,
+        ));
+    }
+    if !have.public_access_blocked {
+        d.push(diff("public_access_block", "partial", "all blocked", true));
+    }
+    if !have.versioning {
+        d.push(diff("versioning", "off", "Enabled", true));
+    }
+    if !have.denies_insecure_transport() {
+        d.push(diff(
+            "policy",
+            "allows plain HTTP",
+            "denies non-TLS requests",
+            true,
+        ));
+    }
+    let missing: Vec<String> = spec
+        .tags
+        .iter()
+        .filter(|(k, v)| have.tags.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !missing.is_empty() {
+        d.push(diff("tags", "", missing.join(","), true));
+    }
+    d
+}
+
+fn item(kind: &'static str, name: &str, detail: String, exists: bool, diffs: Vec<Diff>) -> Item {
+    let action = match (exists, diffs.is_empty()) {
+        (false, _) => Action::Create,
+        (true, true) => Action::Unchanged,
+        (true, false) => Action::Change,
+    };
+    Item {
+        kind,
+        name: name.to_owned(),
+        action,
+        detail,
+        diffs,
+    }
+}
+
+impl Plan {
+    pub fn new(d: &Desired, o: &Observed) -> Plan {
+        let mut items = Vec::new();
+        if let Some(sg) = &d.security_group {
+            let diffs = match &o.security_group {
+                Some(have) if have.cidrs != sg.cidrs.iter().cloned().collect() => vec![diff(
+                    "ingress",
+                    have.cidrs.iter().cloned().collect::<Vec<_>>().join(","),
+                    sg.cidrs.join(","),
+                    true,
+                )],
+                _ => vec![],
+            };
+            items.push(item(
+                "security group",
+                &sg.name,
+                format!(
+                    "in {}: tcp/{} from {}",
+                    sg.vpc_id,
+                    sg.port,
+                    sg.cidrs.join(", ")
+                ),
+                o.security_group.is_some(),
+                diffs,
+            ));
+        }
+        if let Some(g) = &d.subnet_group {
+            let diffs = match &o.subnet_group {
+                Some(have) if have.subnets != g.subnets.iter().cloned().collect() => vec![diff(
+                    "subnets",
+                    have.subnets.iter().cloned().collect::<Vec<_>>().join(","),
+                    g.subnets.join(","),
+                    true,
+                )],
+                _ => vec![],
+            };
+            items.push(item(
+                "DB subnet group",
+                &g.name,
+                format!("subnets {}", g.subnets.join(", ")),
+                o.subnet_group.is_some(),
+                diffs,
+            ));
+        }
+        let sg_ids: Vec<String> = d
+            .instances
+            .first()
+            .map(|i| i.security_group_ids.clone())
+            .filter(|ids| !ids.is_empty())
+            .or_else(|| o.security_group.as_ref().map(|s| vec![s.id.clone()]))
+            .unwrap_or_default();
+        for i in &d.instances {
+            let have = o.instances.get(&i.identifier);
+            let diffs = have
+                .map(|h| instance_diffs(i, h, &sg_ids))
+                .unwrap_or_default();
+            let autoscale = if i.max_allocated_storage > 0 {
+                format!("→{}", i.max_allocated_storage)
+            } else {
+                String::new()
+            };
+            items.push(item(
+                "RDS instance",
+                &i.identifier,
+                format!(
+                    "{} {} {}, {} {}{autoscale} GiB, encrypted, private, deletion protection {}, backups {} days, for {}",
+                    i.engine,
+                    i.engine_version,
+                    i.instance_class,
+                    i.storage_type,
+                    i.allocated_storage,
+                    if i.deletion_protection { "on" } else { "off" },
+                    i.backup_retention_days,
+                    i.tools.join(", ")
+                ),
+                have.is_some(),
+                diffs,
+            ));
+        }
+        if let Some(b) = &d.bucket {
+            let diffs = o
+                .bucket
+                .as_ref()
+                .map(|h| bucket_diffs(b, h))
+                .unwrap_or_default();
+            items.push(item(
+                "S3 bucket",
+                &b.name,
+                format!(
+                    "{} encryption, public access blocked, versioning, TLS only",
+                    b.encryption.as_str()
+                ),
+                o.bucket.is_some(),
+                diffs,
+            ));
+        }
+        Plan { items }
+    }
+
+    /// Whether provisioning has anything to do (or to wait for).
+    pub fn pending(&self) -> bool {
+        self.items.iter().any(|i| i.action != Action::Unchanged)
+    }
+
+    /// Differences mlplat reports but will not apply.
+    pub fn unsafe_drift(&self) -> Vec<(&Item, &Diff)> {
+        self.items
+            .iter()
+            .flat_map(|i| i.diffs.iter().filter(|d| !d.safe).map(move |d| (i, d)))
+            .collect()
+    }
+
+    /// The plan as text, one resource a line, differences indented under it.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let (mut create, mut change, mut same) = (0, 0, 0);
+        for i in &self.items {
+            let sign = match i.action {
+                Action::Create => {
+                    create += 1;
+                    "+"
+                }
+                Action::Change => {
+                    change += 1;
+                    "~"
+                }
+                Action::Unchanged => {
+                    same += 1;
+                    "="
+                }
+            };
+            let _ = writeln!(out, "{sign} {} {} ({})", i.kind, i.name, i.detail);
+            for d in &i.diffs {
+                let (mark, note) = if d.field == "status" {
+                    (" ", "(wait for it)")
+                } else if d.safe {
+                    ("~", "(in place)")
+                } else {
+                    (
+                        "!",
+                        "(drift: not applied, mlplat never replaces a database)",
+                    )
+                };
+                let have = if d.have.is_empty() { "-" } else { &d.have };
+                let _ = writeln!(out, "    {mark} {}: {have} → {} {note}", d.field, d.want);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "Plan: {create} to create, {change} to change, {same} unchanged."
+        );
+        out
+    }
+}

@@ -1,0 +1,241 @@
+//! PostgreSQL on RDS, at render time: hosts and ports come from the lock file that
+//! `mlplat provision` wrote (no AWS call). Each tool's user and databases are created by a
+//! Kubernetes Job that runs `psql` as the instance's master user with an idempotent script:
+//!
+//! - `layout: per-tool` (the seed's): the tool's user is its instance's master user and RDS
+//!   creates its database; the Job only adds the extra databases (MLflow's auth database).
+//! - `layout: shared`: one instance; the Job creates every tool's role and databases. With
+//!   `manageMasterPassword` the master password lives in Secrets Manager only: the Job reads it
+//!   from the Secret `rds-master-<instance>` (key `password`), which the cluster must sync from
+//!   the ARN in the lock file; mlplat does not write it.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{DbAccess, POSTGRES_IMAGE};
+use crate::aws::spec::{instance_for, master_password, rds_config};
+use crate::config::{DatabaseConfig, Loaded, RdsLayout};
+use crate::secrets::{Deriver, Policy};
+use crate::tools::{Component, Labels, RenderError, render_to};
+
+const SECRET: &str = "rds-init-auth";
+const CONFIGMAP: &str = "rds-init";
+
+/// One tool's database on an instance.
+#[derive(Debug, Clone)]
+struct ToolDb {
+    instance: String,
+    access: DbAccess,
+    /// Databases the Job must create (RDS creates the per-tool layout's first one).
+    create: Vec<String>,
+}
+
+/// The RDS backend of a render.
+#[derive(Debug)]
+pub struct RdsBackend {
+    layout: RdsLayout,
+    sslmode: String,
+    manage_master_password: bool,
+    master_username: String,
+    tools: Vec<ToolDb>,
+}
+
+impl RdsBackend {
+    pub fn resolve(loaded: &Loaded) -> Option<RdsBackend> {
+        let rds = rds_config(loaded)?;
+        Some(RdsBackend {
+            layout: rds.layout,
+            sslmode: rds.sslmode.clone().unwrap_or_else(|| "require".into()),
+            manage_master_password: rds.manage_master_password,
+            master_username: rds
+                .master_username
+                .clone()
+                .unwrap_or_else(|| crate::aws::spec::DEFAULT_SHARED_MASTER.into()),
+            tools: Vec::new(),
+        })
+    }
+
+    /// The database of `tool` on its instance. The host is empty when the lock file lacks
+    /// the instance: [`RdsBackend::render`] then stops the render with what to do.
+    pub fn database(
+        &mut self,
+        tool: &str,
+        cfg: &DatabaseConfig,
+        pointer: &str,
+        loaded: &Loaded,
+        deriver: &Deriver,
+        extra_databases: &[String],
+    ) -> Option<DbAccess> {
+        let rds = rds_config(loaded)?;
+        let instance = instance_for(loaded, rds, tool);
+        let (host, port) = loaded
+            .lock
+            .aws
+            .as_ref()
+            .and_then(|a| a.rds.get(&instance))
+            .map(|i| (i.endpoint.clone(), i.port))
+            .unwrap_or_default();
+        let user = cfg.user.clone().unwrap_or_else(|| tool.to_owned());
+        let database = cfg.name.clone().unwrap_or_else(|| tool.to_owned());
+        let (password, mut create) = match self.layout {
+            RdsLayout::PerTool => (
+                master_password(loaded, rds, deriver, &instance, Some(pointer))?,
+                Vec::new(),
+            ),
+            RdsLayout::Shared => (
+                loaded
+                    .inputs
+                    .get(&format!("{pointer}/password"))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        deriver.derive(&format!("postgres/users/{user}"), Policy::Password)
+                    }),
+                vec![database.clone()],
+            ),
+        };
+        create.extend(extra_databases.iter().cloned());
+        let access = DbAccess {
+            host,
+            port,
+            database,
+            user,
+            password,
+            sslmode: Some(self.sslmode.clone()),
+        };
+        self.tools.push(ToolDb {
+            instance,
+            access: access.clone(),
+            create,
+        });
+        Some(access)
+    }
+
+    /// The init Jobs, their script and Secret, in the `postgres` component's namespace.
+    pub fn render(
+        &self,
+        loaded: &Loaded,
+        deriver: &Deriver,
+        namespace: &str,
+    ) -> Result<Option<Component>, RenderError> {
+        let missing: Vec<&str> = self
+            .tools
+            .iter()
+            .filter(|t| t.access.host.is_empty())
+            .map(|t| t.instance.as_str())
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(RenderError::Unprovisioned(format!(
+                "{}: backends.postgres.mode is rds, but the lock file {} has no endpoint for RDS instance {first}: run `mlplat provision -c {}` first (it needs AWS credentials; render and --check then work offline from the lock file)",
+                loaded.file.display(),
+                crate::lock::path_for(&loaded.file).display(),
+                loaded.file.display(),
+            )));
+        }
+        // Instances in a stable order, each with the tools that need something created.
+        let mut by_instance: BTreeMap<&str, Vec<&ToolDb>> = BTreeMap::new();
+        for t in self.tools.iter().filter(|t| !t.create.is_empty()) {
+            by_instance.entry(&t.instance).or_default().push(t);
+        }
+        if by_instance.is_empty() {
+            return Ok(None);
+        }
+        let labels = Labels::new(&loaded.platform.platform, "postgres", "database-init");
+        let mut component = Component::new("postgres", namespace, &labels)?;
+        let rds = rds_config(loaded);
+        let mut secret = serde_json::Map::new();
+        let mut scripts = serde_json::Map::new();
+        let mut jobs = Vec::new();
+        for (instance, tools) in &by_instance {
+            let first = &tools[0].access;
+            let (master_user, master_key, master_secret) = match self.layout {
+                RdsLayout::PerTool => (
+                    first.user.clone(),
+                    format!("{instance}-master"),
+                    SECRET.to_owned(),
+                ),
+                RdsLayout::Shared => (
+                    self.master_username.clone(),
+                    if self.manage_master_password {
+                        "password".to_owned()
+                    } else {
+                        format!("{instance}-master")
+                    },
+                    if self.manage_master_password {
+                        format!("rds-master-{instance}")
+                    } else {
+                        SECRET.to_owned()
+                    },
+                ),
+            };
+            if master_secret == SECRET {
+                let pw = match self.layout {
+                    RdsLayout::PerTool => first.password.clone(),
+                    RdsLayout::Shared => match rds
+                        .and_then(|r| master_password(loaded, r, deriver, instance, None))
+                    {
+                        Some(p) => p,
+                        None => continue,
+                    },
+                };
+                secret.insert(master_key.clone(), json!(pw.expose()));
+            }
+            let mut env = vec![
+                json!({"name": "PGHOST", "value": first.host}),
+                json!({"name": "PGPORT", "value": first.port.to_string()}),
+                json!({"name": "PGUSER", "value": master_user}),
+                json!({"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": master_secret, "key": master_key}}}),
+                json!({"name": "PGDATABASE", "value": "postgres"}),
+                json!({"name": "PGSSLMODE", "value": self.sslmode}),
+                json!({"name": "PGCONNECT_TIMEOUT", "value": "10"}),
+                json!({"name": "HOME", "value": "/tmp"}),
+            ];
+            let mut databases = Vec::new();
+            for t in tools {
+                let var = format!(
+                    "DB_PASSWORD_{}",
+                    t.access.user.to_uppercase().replace('-', "_")
+                );
+                let key = format!("{}-password", t.access.user);
+                secret.insert(key.clone(), json!(t.access.password.expose()));
+                env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key}}}));
+                databases.push(json!({"user": t.access.user, "env": var, "databases": t.create}));
+            }
+            let script = render_to("postgres/rds-init.sh", &json!({"databases": databases}))?;
+            let script_key = format!("{instance}.sh");
+            scripts.insert(script_key.clone(), json!(script));
+            jobs.push((instance.to_string(), env, script_key, script));
+        }
+        let secrets_yaml = component.secrets(&[(SECRET, Value::Object(secret))])?;
+        component.object(
+            "configmap.yaml",
+            "postgres/configmap.yaml",
+            &json!({"name": CONFIGMAP, "data": scripts}),
+        )?;
+        // A Job's template cannot change: a new script or password makes a Job with a new
+        // name (a keyed hash, so the name tells nothing about the passwords).
+        let tag_key = deriver.derive("rds/init-job-tag", Policy::Hex64);
+        for (instance, env, script_key, script) in jobs {
+            let mut h = Sha256::new();
+            h.update(tag_key.expose().as_bytes());
+            h.update(script.as_bytes());
+            h.update(secrets_yaml.as_bytes());
+            let digest = h.finalize();
+            let tag: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            component.object(
+                &format!("job-{instance}.yaml"),
+                "postgres/job.yaml",
+                &json!({
+                    "name": format!("rds-init-{instance}-{tag}"),
+                    "instance": instance,
+                    "image": POSTGRES_IMAGE,
+                    "env": env,
+                    "configmap": CONFIGMAP,
+                    "script": script_key,
+                }),
+            )?;
+        }
+        Ok(Some(component))
+    }
+}
