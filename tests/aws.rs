@@ -673,3 +673,123 @@ fn master_passwords_rds_refuses_are_refused_before_any_call() {
         assert!(!err.contains(pw), "the password is not shown: {err}");
     }
 }
+
+#[test]
+fn drift_is_reported_not_applied_and_a_bucket_with_objects_needs_force_destroy() {
+    let rt = runtime();
+    let ws = Workspace::new(
+        "drift",
+        &rt,
+        "      deletionProtection: false\n      skipFinalSnapshot: true\n",
+    );
+    expect_code(
+        &ws.run(&["provision", "-c", "platform.yaml", "--poll-interval", "1s"]),
+        0,
+    );
+    rt.block_on(async {
+        let cfg = sdk_config().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&cfg)
+                .force_path_style(true)
+                .build(),
+        );
+        // moto enforces the bucket policy: its plain-HTTP requests fall under the TLS-only
+        // statement. Lift it to upload one object (plan shows it as a change to make).
+        s3.delete_bucket_policy()
+            .bucket("drift-artifacts")
+            .send()
+            .await
+            .expect("delete policy");
+        s3.put_object()
+            .bucket("drift-artifacts")
+            .key("experiments/1/model.pkl")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"weights"))
+            .send()
+            .await
+            .expect("put object");
+    });
+    let config = std::fs::read_to_string(ws.path("platform.yaml")).expect("config");
+
+    // Another instance class would mean downtime: reported as drift, never applied.
+    std::fs::write(
+        ws.path("platform.yaml"),
+        config.replace("db.t4g.micro", "db.t4g.small"),
+    )
+    .expect("write");
+    let plan = ws.run(&["plan", "-c", "platform.yaml"]);
+    expect_code(&plan, 1);
+    assert!(
+        text(&plan.stdout)
+            .contains("! instance_class: db.t4g.micro → db.t4g.small (drift: not applied"),
+        "{}",
+        text(&plan.stdout)
+    );
+    let provision = ws.run(&["provision", "-c", "platform.yaml", "--poll-interval", "1s"]);
+    expect_code(&provision, 1);
+    assert!(
+        text(&provision.stdout)
+            .contains("! RDS instance drift-airflow: instance_class is db.t4g.micro in AWS"),
+        "{}",
+        text(&provision.stdout)
+    );
+    let s = seen(&rt, "drift");
+    assert!(
+        s.instances
+            .iter()
+            .all(|i| i.db_instance_class() == Some("db.t4g.micro"))
+    );
+
+    // A bucket with objects stays, and so does everything else, until forceDestroy says so.
+    std::fs::write(ws.path("platform.yaml"), &config).expect("write");
+    let refused = ws.run(&["destroy", "-c", "platform.yaml", "--yes"]);
+    expect_code(&refused, 2);
+    assert!(
+        text(&refused.stderr).contains("S3 bucket drift-artifacts: the bucket holds objects"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(seen(&rt, "drift").instances.len(), 2);
+    std::fs::write(
+        ws.path("platform.yaml"),
+        config.replace(
+            "s3: {bucket: drift-artifacts}",
+            "s3: {bucket: drift-artifacts, forceDestroy: true}",
+        ),
+    )
+    .expect("write");
+    // Under moto's policy check, plain HTTP cannot delete objects: mlplat says so and stops.
+    let destroy = [
+        "destroy",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ];
+    let denied = ws.run(&destroy);
+    expect_code(&denied, 2);
+    assert!(
+        text(&denied.stderr)
+            .contains("S3 bucket drift-artifacts: DeleteObjects failed: AccessDenied"),
+        "{}",
+        text(&denied.stderr)
+    );
+    rt.block_on(async {
+        let cfg = sdk_config().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&cfg)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.delete_bucket_policy()
+            .bucket("drift-artifacts")
+            .send()
+            .await
+            .expect("delete policy");
+    });
+    let gone = ws.run(&destroy);
+    expect_code(&gone, 0);
+    assert!(text(&gone.stderr).contains("deleted S3 bucket drift-artifacts (1 object versions)"));
+    let s = seen(&rt, "drift");
+    assert!(s.instances.is_empty() && s.bucket_encryption.is_none());
+}

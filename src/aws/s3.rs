@@ -360,12 +360,30 @@ pub async fn delete(c: &Clients, name: &str) -> Result<usize, AwsError> {
                 reason: e.to_string(),
                 hint: "this is a bug in mlplat".into(),
             })?;
-        c.s3.delete_objects()
-            .bucket(name)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| from_sdk(&r, "DeleteObjects", e))?;
+        let out =
+            c.s3.delete_objects()
+                .bucket(name)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| from_sdk(&r, "DeleteObjects", e))?;
+        // DeleteObjects answers 200 and lists the objects it could not delete.
+        if let Some(e) = out.errors().first() {
+            return Err(AwsError::Call {
+                resource: r.clone(),
+                action: "DeleteObjects".into(),
+                code: e.code().map(str::to_owned),
+                message: format!(
+                    "{} object versions not deleted, the first {}: {}",
+                    out.errors().len(),
+                    e.key().unwrap_or_default(),
+                    e.message().unwrap_or_default()
+                ),
+                hint: Some(
+                    "check that the credentials may delete objects (and the bucket policy allows it), then run `mlplat destroy` again".into(),
+                ),
+            });
+        }
     }
     c.s3.delete_bucket()
         .bucket(name)
