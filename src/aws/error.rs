@@ -173,3 +173,42 @@ impl fmt::Display for Elapsed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_calls_name_the_resource_the_code_and_what_to_do() {
+        for (code, says) in [
+            ("ExpiredToken", "aws sso login"),
+            ("AccessDenied", "IAM policy"),
+            ("BucketAlreadyExists", "another account owns this one"),
+            (
+                "InvalidDBInstanceClass",
+                "describe-orderable-db-instance-options",
+            ),
+            ("InstanceQuotaExceeded", "Service Quotas"),
+        ] {
+            let e = AwsError::call("RDS instance mlops-airflow", "CreateDBInstance", code, "no");
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "RDS instance mlops-airflow: CreateDBInstance failed: {code}: no"
+                )),
+                "{text}"
+            );
+            assert!(text.contains(says), "{text}");
+        }
+        let unknown = AwsError::call("S3 bucket b", "PutBucketTagging", "Odd", "odd");
+        assert!(!unknown.to_string().contains("help"));
+        assert!(AwsError::call("x", "y", "Throttling", "slow").is_transient());
+        assert!(!AwsError::call("x", "y", "AccessDenied", "no").is_transient());
+    }
+
+    #[test]
+    fn elapsed_time_reads_as_minutes_and_seconds() {
+        assert_eq!(Elapsed(Duration::from_secs(42)).to_string(), "42s");
+        assert_eq!(Elapsed(Duration::from_secs(125)).to_string(), "2m05s");
+    }
+}

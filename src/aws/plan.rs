@@ -412,3 +412,87 @@ impl Plan {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::aws::spec::MasterPassword;
+
+    fn spec() -> InstanceSpec {
+        InstanceSpec {
+            identifier: "p-airflow".into(),
+            tools: vec!["airflow".into()],
+            db_name: "airflow".into(),
+            master_username: "airflow".into(),
+            master_password: MasterPassword::Managed,
+            engine: "postgres".into(),
+            engine_version: "16".into(),
+            instance_class: "db.t3.micro".into(),
+            storage_type: "gp3".into(),
+            allocated_storage: 20,
+            max_allocated_storage: 100,
+            port: 5432,
+            deletion_protection: true,
+            backup_retention_days: 7,
+            skip_final_snapshot: false,
+            subnet_group: "p-db".into(),
+            security_group_ids: vec![],
+            tags: BTreeMap::from([("managed-by".into(), "mlplat".into())]),
+        }
+    }
+
+    fn state() -> InstanceState {
+        InstanceState {
+            identifier: "p-airflow".into(),
+            status: "available".into(),
+            arn: "arn".into(),
+            endpoint: Some("h".into()),
+            port: Some(5432),
+            instance_class: "db.t3.micro".into(),
+            engine_version: "16.6".into(),
+            storage_type: "gp3".into(),
+            allocated_storage: 37,
+            max_allocated_storage: 100,
+            deletion_protection: true,
+            backup_retention_days: 7,
+            storage_encrypted: true,
+            publicly_accessible: false,
+            master_username: "airflow".into(),
+            master_user_secret_arn: None,
+            security_group_ids: BTreeSet::from(["sg-1".to_owned()]),
+            subnet_group: Some("p-db".into()),
+            tags: BTreeMap::from([("managed-by".into(), "mlplat".into())]),
+        }
+    }
+
+    #[test]
+    fn minor_upgrades_and_autoscaled_storage_are_not_drift() {
+        assert_eq!(instance_diffs(&spec(), &state(), &["sg-1".into()]), vec![]);
+    }
+
+    #[test]
+    fn safe_changes_are_applied_and_the_others_only_reported() {
+        let mut have = state();
+        have.engine_version = "15.8".into();
+        have.instance_class = "db.t3.large".into();
+        have.max_allocated_storage = 0;
+        have.publicly_accessible = true;
+        let diffs = instance_diffs(&spec(), &have, &["sg-1".into()]);
+        let fields: Vec<(&str, bool)> = diffs.iter().map(|d| (d.field, d.safe)).collect();
+        assert_eq!(
+            fields,
+            [
+                ("instance_class", false),
+                ("engine_version", false),
+                ("max_allocated_storage", true),
+                ("publicly_accessible", true),
+            ]
+        );
+        let ch = safe_changes(&spec(), &diffs);
+        assert_eq!(ch.max_allocated_storage, Some(100));
+        assert_eq!(ch.publicly_accessible, Some(false));
+        assert_eq!(ch.allocated_storage, None);
+    }
+}
