@@ -26,7 +26,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Show what `provision` would create or change on AWS (read-only; exit 1 if anything).
     Plan(PlanArgs),
-    /// Create or update the AWS backends (RDS, S3) and record their endpoints in the lock file.
+    /// Create or update the AWS backends (RDS, S3), record their endpoints in the lock file,
+    /// and (secrets.mode: external-secrets) store the platform's secrets in Secrets Manager.
     Provision(ProvisionArgs),
     /// Delete the AWS backends mlplat created for this platform.
     Destroy(DestroyArgs),

@@ -139,3 +139,77 @@ fn provision_stores_once_keeps_then_rotation_changes_exactly_one() {
         assert_eq!(count(&third, Change::Unchanged), n - 1);
     });
 }
+
+/// The same, through the command line as a user runs it: `provision` stores, a second
+/// `provision` changes nothing, `rotate` + `provision` updates exactly one secret, and
+/// nothing mlplat prints holds a secret value.
+#[test]
+fn the_provision_command_stores_the_secrets_and_rotate_changes_one() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let platform = format!("smcli{}", std::process::id());
+    let config = std::fs::read_to_string(examples.join("external-secrets.yaml"))
+        .expect("example")
+        .replace("platform: gitops", &format!("platform: {platform}"));
+    std::fs::write(dir.path().join("platform.yaml"), config).expect("write");
+    for f in ["example.key", "example-git-token", "example-oauth-secret"] {
+        std::fs::copy(examples.join(f), dir.path().join(f)).expect("copy");
+    }
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mlplat"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("HOME", &home)
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("run mlplat");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let lines = |text: &str, sign: char| text.lines().filter(|l| l.starts_with(sign)).count();
+
+    let (code, first) = run(&["provision", "-c", "platform.yaml"]);
+    assert_eq!(code, Some(0), "{first}");
+    let n = lines(&first, '+');
+    assert!(n >= 8, "{first}");
+    let (code, second) = run(&["provision", "-c", "platform.yaml"]);
+    assert_eq!(code, Some(0), "{second}");
+    assert_eq!(
+        (
+            lines(&second, '='),
+            lines(&second, '+'),
+            lines(&second, '~')
+        ),
+        (n, 0, 0),
+        "{second}"
+    );
+
+    let (code, rotated) = run(&["rotate", "-c", "platform.yaml", "airflow/fernet-key"]);
+    assert_eq!(code, Some(0), "{rotated}");
+    let (code, third) = run(&["provision", "-c", "platform.yaml"]);
+    assert_eq!(code, Some(0), "{third}");
+    let updated: Vec<&str> = third.lines().filter(|l| l.starts_with('~')).collect();
+    assert_eq!(updated.len(), 1, "{third}");
+    assert!(updated[0].contains("airflow-keys"), "{third}");
+
+    // Nothing printed holds a value: every stored value is checked against the output.
+    let loaded = mlplat::config::load(&dir.path().join("platform.yaml")).expect("load");
+    let rendered = mlplat::render::render_full(&loaded).expect("render");
+    for o in &rendered.secrets {
+        for v in o.data.values().filter(|v| v.expose().len() >= 8) {
+            for text in [&first, &second, &rotated, &third] {
+                assert!(!text.contains(v.expose()), "a secret value was printed");
+            }
+        }
+    }
+}

@@ -27,6 +27,8 @@ pub struct Clients {
     pub rds: aws_sdk_rds::Client,
     pub s3: aws_sdk_s3::Client,
     pub ec2: aws_sdk_ec2::Client,
+    /// The loaded configuration, for clients built on demand (Secrets Manager).
+    pub config: aws_config::SdkConfig,
 }
 
 impl Clients {
@@ -49,6 +51,7 @@ impl Clients {
             rds: aws_sdk_rds::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             ec2: aws_sdk_ec2::Client::new(&config),
+            config,
         })
     }
 }

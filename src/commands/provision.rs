@@ -2,19 +2,81 @@
 //! for the databases with a progress line, and records the outputs in the lock file so that
 //! `render` stays offline. Exit 0 done, 1 drift left that mlplat will not fix, 2 error.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use super::{Outcome, aws_common};
 use crate::aws::provision::provision;
 use crate::aws::wait::{Progress, WaitOptions};
 use crate::aws::{AwsError, Clients};
 use crate::cli::ProvisionArgs;
+use crate::config::SecretMode;
 use crate::lock::Lock;
+use crate::secrets_manager::Change;
 
 pub fn run(args: &ProvisionArgs) -> anyhow::Result<Outcome> {
-    let Some((_, desired)) = aws_common::load(&args.config, "provision")? else {
-        return Ok(Outcome::Clean);
+    let loaded = crate::config::load(&args.config)?;
+    let stores_secrets = loaded.platform.secrets.mode == SecretMode::ExternalSecrets;
+    if !stores_secrets {
+        let Some((_, desired)) = aws_common::load(&args.config, "provision")? else {
+            return Ok(Outcome::Clean);
+        };
+        return provision_backends(args, &desired);
+    }
+    // external-secrets: the backends first (their outputs feed the secrets), then the secrets.
+    let desired = crate::aws::spec::Desired::from_config(&loaded);
+    let outcome = if desired.is_empty() {
+        Outcome::Clean
+    } else {
+        provision_backends(args, &desired)?
     };
+    store_secrets(args)?;
+    Ok(outcome)
+}
+
+/// Stores every Secret of the platform in AWS Secrets Manager, where the ExternalSecrets in
+/// `out/` read them: created when missing, a new version only when a value changed.
+fn store_secrets(args: &ProvisionArgs) -> anyhow::Result<()> {
+    // Loaded again: provisioning may have written new endpoints into the lock.
+    let loaded = crate::config::load(&args.config)?;
+    let rendered = crate::render::render_full(&loaded)
+        .context("internal error while rendering (please report it)")?;
+    let region = loaded
+        .platform
+        .secrets
+        .external_secrets
+        .as_ref()
+        .map(|e| e.region.clone());
+    let platform = loaded.platform.platform.clone();
+    let rt = aws_common::runtime()?;
+    let done = rt.block_on(async {
+        let c = Clients::load().await?;
+        let mut builder = aws_sdk_secretsmanager::config::Builder::from(&c.config);
+        if let Some(region) = region {
+            builder = builder.region(aws_config::Region::new(region));
+        }
+        let client = aws_sdk_secretsmanager::Client::from_conf(builder.build());
+        anyhow::Ok(crate::secrets_manager::store(&client, &platform, &rendered.secrets).await?)
+    })?;
+    for (id, change) in &done {
+        let sign = match change {
+            Change::Created => '+',
+            Change::Updated => '~',
+            Change::Unchanged => '=',
+        };
+        eprintln!("{sign} secret {id}: {change}");
+    }
+    let changed = done.iter().filter(|(_, c)| *c != Change::Unchanged).count();
+    eprintln!(
+        "mlplat: {} secrets in AWS Secrets Manager, {changed} created or updated",
+        done.len()
+    );
+    Ok(())
+}
+
+fn provision_backends(
+    args: &ProvisionArgs,
+    desired: &crate::aws::spec::Desired,
+) -> anyhow::Result<Outcome> {
     let wait = WaitOptions {
         interval: args.poll_interval,
         timeout: args.timeout,
@@ -29,7 +91,7 @@ pub fn run(args: &ProvisionArgs) -> anyhow::Result<Outcome> {
         let mut report =
             |id: &str, status: &str, elapsed| progress.update("waiting for", id, status, elapsed);
         tokio::select! {
-            r = provision(&c, &desired, &wait, &mut show, &mut say, &mut report) => r.map(Some),
+            r = provision(&c, desired, &wait, &mut show, &mut say, &mut report) => r.map(Some),
             _ = tokio::signal::ctrl_c() => Ok::<_, AwsError>(None),
         }
     });
