@@ -1,7 +1,8 @@
 //! The index of an output directory, kept in its marker file (`out/.mlplat`): the mlplat
 //! version, a digest of the inputs, and the sha256 of every file mlplat wrote. With it,
-//! `render --check` answers without rendering when nothing changed, and names a file edited by
-//! hand (its bytes no longer match the hash mlplat recorded) apart from a stale one.
+//! `render --check` names a file edited by hand (its bytes no longer match the hash mlplat
+//! recorded) apart from a stale one. `--check` itself always renders and compares: the index
+//! cannot see a change in mlplat's own templates or code, and a render takes milliseconds.
 //!
 //! The inputs digest is an HMAC-SHA256 keyed by the platform secret key over the config, the
 //! lock, the chart values files and every value read from the environment or a file: it changes
@@ -36,7 +37,8 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// The digest of everything a render reads.
+/// The digest of everything a render reads (the config's text, not its parsed form, so that
+/// the digest does not change with mlplat's own types).
 pub fn inputs_digest(loaded: &Loaded) -> String {
     #[allow(clippy::expect_used)] // HMAC takes a key of any length
     let mut mac = Hmac::<Sha256>::new_from_slice(loaded.key.expose().as_bytes()).expect("hmac key");
@@ -45,7 +47,7 @@ pub fn inputs_digest(loaded: &Loaded) -> String {
         mac.update(&(bytes.len() as u64).to_le_bytes());
         mac.update(bytes);
     };
-    feed("config", format!("{:?}", loaded.platform).as_bytes());
+    feed("config", loaded.source.as_bytes());
     #[allow(clippy::expect_used)] // a lock of maps and strings always serializes
     let lock = serde_json::to_vec(&loaded.lock).expect("lock serializes");
     feed("lock", &lock);
@@ -104,31 +106,6 @@ pub fn edited_by_hand(dir: &Path, index: &Index) -> Vec<String> {
         .collect()
 }
 
-/// Whether `dir` is, by its index alone, what `inputs` render to with this mlplat: same
-/// version, same inputs, every indexed file untouched, and no other file. Returns the number
-/// of files (the marker included) when it is.
-pub fn is_current(dir: &Path, inputs: &str) -> Option<usize> {
-    let index = read(dir)?;
-    if index.version != env!("CARGO_PKG_VERSION") || index.inputs != inputs {
-        return None;
-    }
-    if !edited_by_hand(dir, &index).is_empty() {
-        return None;
-    }
-    let mut count = 0usize;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).ok()?.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(e.path());
-            } else {
-                count += 1;
-            }
-        }
-    }
-    (count == index.files.len() + 1).then_some(count)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -145,13 +122,9 @@ mod tests {
         crate::output::write(&tree, &out).unwrap();
         let index = read(&out).unwrap();
         assert_eq!(index.files.len(), 2);
-        assert_eq!(is_current(&out, "hmac-sha256:00"), Some(3));
-        assert_eq!(is_current(&out, "hmac-sha256:01"), None, "other inputs");
+        assert_eq!(index.inputs, "hmac-sha256:00");
+        assert!(edited_by_hand(&out, &index).is_empty());
         std::fs::write(out.join("a/x.yaml"), "x: 2\n").unwrap();
         assert_eq!(edited_by_hand(&out, &index), vec!["a/x.yaml"]);
-        assert_eq!(is_current(&out, "hmac-sha256:00"), None);
-        std::fs::write(out.join("a/x.yaml"), "x: 1\n").unwrap();
-        std::fs::write(out.join("extra.yaml"), "z: 1\n").unwrap();
-        assert_eq!(is_current(&out, "hmac-sha256:00"), None, "an extra file");
     }
 }

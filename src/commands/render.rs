@@ -6,19 +6,9 @@ use crate::{config, output, render};
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let loaded = config::load(&args.config)?;
-    // The index answers without a render when nothing changed.
-    let inputs = crate::index::inputs_digest(&loaded);
-    if let Some(files) = args
-        .check
-        .then(|| crate::index::is_current(&args.out, &inputs))
-        .flatten()
-    {
-        eprintln!(
-            "mlplat: {} is up to date ({files} files)",
-            args.out.display()
-        );
-        return Ok(Outcome::Clean);
-    }
+    // `--check` always renders and compares: a render takes milliseconds, and an answer from
+    // the index alone would miss a change in mlplat itself (templates, value builders) made
+    // without a version bump. The index still names files edited by hand.
     let tree = render::render(&loaded).map_err(|e| match e {
         crate::tools::RenderError::Unprovisioned(_) => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context("internal error while rendering (please report it)"),

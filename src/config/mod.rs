@@ -403,6 +403,8 @@ pub struct Loaded {
     pub values_files: BTreeMap<&'static str, Vec<ValuesFile>>,
     /// The lock file beside the config (empty when there is none).
     pub lock: crate::lock::Lock,
+    /// The config's text, as read.
+    pub source: String,
 }
 
 /// Why a config could not be loaded.
@@ -476,6 +478,7 @@ pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigError> {
             key,
             values_files,
             lock: crate::lock::Lock::default(),
+            source: source.to_owned(),
         }),
         _ => Err(fail(problems)),
     }
