@@ -184,7 +184,11 @@ fn a_rotation_rolls_the_pods_even_with_no_value_in_out() {
         .filter(|(p, f)| before.tree.files[*p].bytes != f.bytes)
         .map(|(p, _)| p.as_str())
         .collect();
-    assert_eq!(changed, ["mlflow/deployment.yaml", "mlflow/secrets.yaml"]);
+    // The index in the marker file changes with the files it lists.
+    assert_eq!(
+        changed,
+        [".mlplat", "mlflow/deployment.yaml", "mlflow/secrets.yaml"]
+    );
     // The same in plain mode: the checksum follows the value.
     loaded.platform.secrets.mode = mlplat::config::SecretMode::Plain;
     let rotated = render(&loaded);
