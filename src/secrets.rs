@@ -107,9 +107,14 @@ impl Deriver {
         self
     }
 
+    /// The generation of secret `name`: 1 unless it was rotated.
+    pub fn generation(&self, name: &str) -> u32 {
+        self.generations.get(name).copied().unwrap_or(1)
+    }
+
     /// The secret named `name` (for example `airflow/fernet-key`), at its current generation.
     pub fn derive(&self, name: &str, policy: Policy) -> Secret {
-        let generation = self.generations.get(name).copied().unwrap_or(1);
+        let generation = self.generation(name);
         let secret = self.derive_generation(name, generation, policy);
         if let Ok(mut used) = self.used.lock() {
             used.insert(name.to_owned(), secret.clone());

@@ -160,6 +160,11 @@ pub fn plan(loaded: &mut Loaded, before: &Rendered, name: &str) -> Result<Rotati
     if let Some(step) = database_step(loaded, &after, name) {
         report.push_str(&step);
     }
+    if name == "airflow/fernet-key" {
+        report.push_str(
+            "  then: Airflow now holds the new key and the previous one (`new,previous`) and reads both; once its pods run with them, re-encrypt the connections and variables in its database: `airflow rotate-fernet-key` in the scheduler pod\n",
+        );
+    }
     Ok(Rotation {
         generation,
         changed,

@@ -41,7 +41,7 @@ pub fn build(
     );
 
     let keys = Keys {
-        fernet: deriver.derive("airflow/fernet-key", Policy::Fernet),
+        fernet: fernet_keys(deriver),
         webserver: deriver.derive("airflow/webserver-secret-key", Policy::Hex64),
         api: deriver.derive("airflow/api-secret-key", Policy::Hex64),
         jwt: deriver.derive("airflow/jwt-secret", Policy::Hex64),
@@ -127,6 +127,24 @@ struct Keys {
     webserver: Secret,
     api: Secret,
     jwt: Secret,
+}
+
+/// Airflow's Fernet key. After a rotation it is `new,previous`: Airflow encrypts with the first
+/// key and still decrypts with the second, so what the database holds stays readable until
+/// `airflow rotate-fernet-key` has re-encrypted it.
+fn fernet_keys(deriver: &Deriver) -> Secret {
+    const NAME: &str = "airflow/fernet-key";
+    let current = deriver.derive(NAME, Policy::Fernet);
+    match deriver.generation(NAME) {
+        1 => current,
+        g => Secret::new(format!(
+            "{},{}",
+            current.expose(),
+            deriver
+                .derive_generation(NAME, g - 1, Policy::Fernet)
+                .expose()
+        )),
+    }
 }
 
 /// The key of a user's password in the users Secret: `<username>-password`.
@@ -334,4 +352,24 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
         "webserverSecretKey": keys.webserver.expose(),
     }});
     chart
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotated_fernet_key_keeps_the_previous_one_second() {
+        let key = Secret::new("mlplat-test-key-0123456789abcdef0123".to_owned());
+        let first = fernet_keys(&Deriver::new(&key, "p"));
+        assert!(!first.expose().contains(','));
+        let rotated =
+            Deriver::new(&key, "p").with_generations([("airflow/fernet-key".to_owned(), 2)].into());
+        let both = fernet_keys(&rotated);
+        let (new, old) = both.expose().split_once(',').unwrap();
+        assert_eq!(old, first.expose());
+        assert_ne!(new, old);
+        assert_eq!(new.len(), 44);
+    }
 }
