@@ -10,7 +10,13 @@ use clap::{Parser, Subcommand};
 /// Exit codes: 0 success (or up to date), 1 out/ differs from a fresh render (--check),
 /// 2 error.
 #[derive(Debug, Parser)]
-#[command(name = "mlplat", version, about, long_about = None)]
+#[command(
+    name = "mlplat",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 done or up to date; 1 out/ differs from a fresh render (render --check, diff) or AWS changes are pending (plan); 2 error."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
