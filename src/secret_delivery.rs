@@ -170,6 +170,7 @@ pub fn apply(loaded: &Loaded, deriver: &Deriver, c: &mut Component) -> Result<()
                     .collect();
                 json!({
                     "name": o.name,
+                    "note": null,
                     "remote_key": remote,
                     "checksum": deriver.checksum(o.remote_value().expose().as_bytes()),
                     "data": data,

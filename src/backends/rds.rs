@@ -236,6 +236,53 @@ impl RdsBackend {
                 }),
             )?;
         }
+        let instances: Vec<&str> = by_instance.keys().copied().collect();
+        self.reference_managed_master_passwords(loaded, deriver, &mut component, &instances)?;
         Ok(Some(component))
+    }
+
+    /// With `manageMasterPassword`, RDS keeps the master password in Secrets Manager and the
+    /// init Job reads Secret `rds-master-<instance>`. In `external-secrets` mode mlplat makes
+    /// that Secret from RDS's own secret (its ARN is in the lock), so no value passes through
+    /// mlplat; in `plain` mode the cluster must provide it.
+    fn reference_managed_master_passwords(
+        &self,
+        loaded: &Loaded,
+        deriver: &Deriver,
+        component: &mut Component,
+        instances: &[&str],
+    ) -> Result<(), RenderError> {
+        let external = loaded.platform.secrets.mode == crate::config::SecretMode::ExternalSecrets;
+        if !(external && self.layout == RdsLayout::Shared && self.manage_master_password) {
+            return Ok(());
+        }
+        let Some(aws) = loaded.lock.aws.as_ref() else {
+            return Ok(());
+        };
+        let mut list = Vec::new();
+        for instance in instances {
+            let Some(arn) = aws
+                .rds
+                .get(*instance)
+                .and_then(|r| r.master_user_secret_arn.clone())
+            else {
+                continue;
+            };
+            list.push(json!({
+                "name": format!("rds-master-{instance}"),
+                "remote_key": arn,
+                "note": format!("RDS keeps the master password of {instance} in Secrets Manager; mlplat never sees it."),
+                "checksum": deriver.checksum(arn.as_bytes()),
+                "data": [{"secretKey": "password", "remoteRef": {"key": arn, "property": "password"}}],
+            }));
+        }
+        if !list.is_empty() {
+            component.object(
+                "rds-master-secrets.yaml",
+                "external-secrets/externalsecret.yaml",
+                &json!({"secrets": list, "store": crate::secret_delivery::STORE}),
+            )?;
+        }
+        Ok(())
     }
 }
