@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use crate::config::{Loaded, SecretMode};
 use crate::secrets::{Deriver, Secret, uri_encode};
 use crate::tools::{Component, File, RenderError, render_to};
-use crate::yaml;
 
 /// The SecretStore every ExternalSecret of a namespace reads from.
 pub const STORE: &str = "aws-secrets-manager";
@@ -211,10 +210,7 @@ pub fn apply(loaded: &Loaded, deriver: &Deriver, c: &mut Component) -> Result<()
 
 fn checked(template: &str, ctx: &Value) -> Result<String, RenderError> {
     let text = render_to(template, ctx)?;
-    yaml::parse_documents(&text).map_err(|source| RenderError::Yaml {
-        name: template.to_owned(),
-        source,
-    })?;
+    crate::tools::check_yaml(template, &text)?;
     Ok(text)
 }
 
@@ -225,7 +221,7 @@ pub fn tracked_by_git(out: &Path) -> bool {
         (Some(p), Some(name)) if !p.as_os_str().is_empty() => (p.to_path_buf(), name.to_owned()),
         _ => (std::path::PathBuf::from("."), out.as_os_str().to_owned()),
     };
-    if !dir.is_dir() {
+    if !dir.is_dir() || !in_a_repository(&dir) {
         return false;
     }
     std::process::Command::new("git")
@@ -237,6 +233,18 @@ pub fn tracked_by_git(out: &Path) -> bool {
         .stderr(std::process::Stdio::null())
         .output()
         .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+}
+
+/// Whether `dir` is inside a git work tree, by looking for `.git` upwards (or `GIT_DIR`): a
+/// render outside any repository then spawns no `git` at all.
+fn in_a_repository(dir: &Path) -> bool {
+    if std::env::var_os("GIT_DIR").is_some() {
+        return true;
+    }
+    let Ok(dir) = dir.canonicalize() else {
+        return false;
+    };
+    dir.ancestors().any(|d| d.join(".git").exists())
 }
 
 #[cfg(test)]
