@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod diagnostic;
+pub mod layers;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use serde_json::Value;
 pub use aws::{RdsConfig, RdsLayout, S3Config, S3Encryption};
 use diagnostic::key_path;
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use layers::{Layered, Sources, environment_names};
 
 use crate::secrets::Secret;
 use crate::yaml::{self, Node};
@@ -395,6 +397,8 @@ pub struct ValuesFile {
 #[derive(Debug)]
 pub struct Loaded {
     pub file: PathBuf,
+    /// The environment whose overlay was merged in, if any.
+    pub environment: Option<String>,
     pub platform: PlatformConfig,
     pub inputs: Inputs,
     /// The platform secret key.
@@ -403,7 +407,8 @@ pub struct Loaded {
     pub values_files: BTreeMap<&'static str, Vec<ValuesFile>>,
     /// The lock file beside the config (empty when there is none).
     pub lock: crate::lock::Lock,
-    /// The config's text, as read.
+    /// The config's text, as read (with an environment: the base's, then the overlay's, each
+    /// after a line naming it).
     pub source: String,
 }
 
@@ -421,45 +426,98 @@ pub enum ConfigError {
     Lock(#[from] crate::lock::LockError),
 }
 
-/// Reads, validates and resolves a config file.
+/// Reads, validates and resolves a config file, as it is (its environments not applied).
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut loaded = load_str(path, &source)?;
+    let mut loaded = validate(layers::read_layers(path, None)?)?;
     loaded.lock = crate::lock::Lock::load(path)?;
     Ok(loaded)
 }
 
+/// Reads the config at `path` merged with the overlay of `environment`, then validates and
+/// resolves the result like [`load`]; diagnostics point into the file that set each value.
+pub fn load_env(path: &Path, environment: &str) -> Result<Loaded, ConfigError> {
+    let mut loaded = validate(layers::read_layers(path, Some(environment))?)?;
+    loaded.lock = crate::lock::Lock::load(path)?;
+    Ok(loaded)
+}
+
+/// Every environment the config declares, loaded, by name. Every problem of every environment
+/// is reported (a problem of the base once), and two environments may not share a platform name.
+pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
+    let mut out = Vec::new();
+    let mut problems: Vec<Diagnostic> = Vec::new();
+    for env in environment_names(path)? {
+        match load_env(path, &env) {
+            Ok(loaded) => out.push((env, loaded)),
+            Err(ConfigError::Invalid(d)) => {
+                for d in d.0 {
+                    if !problems.contains(&d) {
+                        problems.push(d);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(Diagnostics(problems)));
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (env, loaded) in &out {
+        if let Some(other) = seen.insert(&loaded.platform.platform, env) {
+            let d = Diagnostic::new(
+                path,
+                format!(
+                    "environments `{other}` and `{env}` both name the platform `{}`: their namespaces and secrets would be the same",
+                    loaded.platform.platform
+                ),
+            )
+            .key("environments")
+            .help("let each overlay leave `platform` unset (it becomes <platform>-<environment>), or give each its own name");
+            return Err(ConfigError::Invalid(Diagnostics(vec![d])));
+        }
+    }
+    Ok(out)
+}
+
 /// Validates a config given as text; `path` is used for messages and relative paths.
 pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigError> {
+    let doc =
+        layers::parse(path, source).map_err(|d| ConfigError::Invalid(Diagnostics(vec![d])))?;
+    validate(Layered {
+        doc,
+        sources: Sources::single(path, source),
+        environment: None,
+    })
+}
+
+/// Checks a (merged) config tree against the schema, then the rules between keys, and reads
+/// what it refers to.
+fn validate(layered: Layered) -> Result<Loaded, ConfigError> {
     let fail = |d: Vec<Diagnostic>| ConfigError::Invalid(Diagnostics(d));
-    let doc = match yaml::parse_document(source) {
-        Ok(doc) => doc,
-        Err(e) => {
-            let d = Diagnostic::new(path, e.to_string()).at(e.pos(), source);
-            let d = match &e {
-                yaml::YamlError::DuplicateKey { .. } => d.help("remove one of the two"),
-                _ => d,
-            };
-            return Err(fail(vec![d]));
-        }
-    };
+    let Layered {
+        doc,
+        sources,
+        environment,
+    } = layered;
+    let path = sources.base().path.clone();
     let value = doc.to_json();
-    let problems = schema::check(path, source, &doc, &value);
+    let problems = schema::check(&sources, &doc, &value);
     if !problems.is_empty() {
         return Err(fail(problems));
     }
-    let platform: PlatformConfig = match serde_json::from_value(value.clone()) {
+    // `environments` says how to build configs, and is read by [`layers`]: it is no part of one.
+    let mut typed = value.clone();
+    if let Value::Object(map) = &mut typed {
+        map.remove("environments");
+    }
+    let platform: PlatformConfig = match serde_json::from_value(typed) {
         Ok(p) => p,
         // The schema and the types describe the same shape; a gap is a bug, reported plainly.
-        Err(e) => return Err(fail(vec![Diagnostic::new(path, e.to_string())])),
+        Err(e) => return Err(fail(vec![Diagnostic::new(&path, e.to_string())])),
     };
     let ctx = Ctx {
-        file: path,
-        dir: path.parent().unwrap_or(Path::new("")),
-        source,
+        sources: &sources,
         doc: &doc,
     };
     let mut problems = semantic_checks(&ctx, &platform);
@@ -469,33 +527,40 @@ pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigError> {
     problems.extend(aws::password_checks(&ctx, &platform, &inputs));
     let key = resolve_key(&ctx, &platform, &mut problems);
     let values_files = load_values_files(&ctx, &platform, &mut problems);
-    problems.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
+    problems.sort_by_key(|d| sources.rank(d));
     match key {
         Some(key) if problems.is_empty() => Ok(Loaded {
-            file: path.to_path_buf(),
+            file: path,
             platform,
             inputs,
             key,
             values_files,
             lock: crate::lock::Lock::default(),
-            source: source.to_owned(),
+            source: sources.text(environment.as_deref()),
+            environment,
         }),
         _ => Err(fail(problems)),
     }
 }
 
 struct Ctx<'a> {
-    file: &'a Path,
-    dir: &'a Path,
-    source: &'a str,
+    sources: &'a Sources,
     doc: &'a Node,
 }
 
 impl Ctx<'_> {
     fn diag(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(self.file, message)
-            .at(schema::locate(self.doc, pointer), self.source)
-            .key(key_path(pointer))
+        let (at, pos) = schema::locate_pointer(self.doc, pointer);
+        self.sources.diag(&at, pos, message).key(key_path(pointer))
+    }
+
+    /// The directory relative paths at `pointer` are read from: that of the file that set them.
+    fn dir(&self, pointer: &str) -> &Path {
+        self.sources
+            .file_of(pointer)
+            .path
+            .parent()
+            .unwrap_or(Path::new(""))
     }
 }
 
@@ -790,7 +855,7 @@ fn read_source(
     }
     if let Some(file) = &src.from_file {
         let at = format!("{pointer}/fromFile");
-        let path = ctx.dir.join(file);
+        let path = ctx.dir(&at).join(file);
         return match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let v = text.trim_end_matches(['\n', '\r']);
@@ -828,7 +893,7 @@ fn resolve_key(
             "",
         ),
         None => {
-            if !ctx.dir.join(KEY_FILE).exists() {
+            if !ctx.dir("").join(KEY_FILE).exists() {
                 problems.push(
                     ctx.diag("", "no platform secret key: every generated secret is derived from it")
                         .help(format!(
@@ -876,8 +941,8 @@ fn load_values_files(
         };
         let mut files = Vec::new();
         for (i, rel) in list.iter().enumerate() {
-            let path = ctx.dir.join(rel);
             let pointer = format!("/tools/{tool}/values/{i}");
+            let path = ctx.dir(&pointer).join(rel);
             let text = match fs_err::read_to_string(&path) {
                 Ok(t) => t,
                 Err(e) => {

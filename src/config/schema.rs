@@ -1,13 +1,13 @@
 //! Validates a config against `schemas/platform.schema.json` and turns every violation into a
 //! [`Diagnostic`] that points at the offending key or value, with a hint where one helps.
 
-use std::path::Path;
 use std::sync::OnceLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, key_path};
+use super::layers::Sources;
 use crate::yaml::{Node, Pos};
 
 /// The config schema, embedded at build time; `schemas/` is its single source.
@@ -31,7 +31,7 @@ fn compiled() -> &'static Compiled {
 }
 
 /// Returns every schema violation of `value` (the JSON form of `doc`), in file order.
-pub fn check(file: &Path, source: &str, doc: &Node, value: &Value) -> Vec<Diagnostic> {
+pub fn check(sources: &Sources, doc: &Node, value: &Value) -> Vec<Diagnostic> {
     let c = compiled();
     let mut out: Vec<Diagnostic> = Vec::new();
     for err in c.validator.iter_errors(value) {
@@ -47,9 +47,12 @@ pub fn check(file: &Path, source: &str, doc: &Node, value: &Value) -> Vec<Diagno
                     .map(|m| m.keys().map(String::as_str).collect::<Vec<_>>())
                     .unwrap_or_default();
                 for key in unexpected {
-                    let pos = doc.key_pos(&pointer, key).unwrap_or(node_pos);
-                    let mut d = Diagnostic::new(file, format!("unknown key `{key}`"))
-                        .at(pos, source)
+                    let (at, pos) = match doc.key_pos(&pointer, key) {
+                        Some(pos) => (child(&pointer, key), pos),
+                        None => (pointer.clone(), node_pos),
+                    };
+                    let mut d = sources
+                        .diag(&at, pos, format!("unknown key `{key}`"))
                         .key(key_path(&pointer));
                     d = match closest(key, &known) {
                         Some(best) => d.help(format!("did you mean `{best}`?")),
@@ -62,8 +65,8 @@ pub fn check(file: &Path, source: &str, doc: &Node, value: &Value) -> Vec<Diagno
             ValidationErrorKind::Required { property } => {
                 let prop = property.as_str().unwrap_or_default();
                 out.push(
-                    Diagnostic::new(file, format!("missing required key `{prop}`"))
-                        .at(node_pos, source)
+                    sources
+                        .diag(&pointer, node_pos, format!("missing required key `{prop}`"))
                         .key(key_path(&pointer)),
                 );
                 continue;
@@ -127,15 +130,15 @@ pub fn check(file: &Path, source: &str, doc: &Node, value: &Value) -> Vec<Diagno
             ValidationErrorKind::Maximum { limit } => (format!("must be at most {limit}"), None),
             _ => (err.to_string(), None),
         };
-        let mut d = Diagnostic::new(file, message)
-            .at(node_pos, source)
+        let mut d = sources
+            .diag(&pointer, node_pos, message)
             .key(key_path(&pointer));
         if let Some(h) = help {
             d = d.help(h);
         }
         out.push(d);
     }
-    out.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));
+    out.sort_by_key(|d| sources.rank(d));
     out.dedup();
     out
 }
@@ -198,16 +201,25 @@ pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
 
 /// Position of the value at `pointer`, or the nearest enclosing node that exists.
 pub fn locate(doc: &Node, pointer: &str) -> Pos {
+    locate_pointer(doc, pointer).1
+}
+
+/// The nearest node at or above `pointer` that exists: its pointer and position.
+pub fn locate_pointer(doc: &Node, pointer: &str) -> (String, Pos) {
     let mut p = pointer;
     loop {
         if let Some(n) = doc.pointer(p) {
-            return n.pos;
+            return (p.to_owned(), n.pos);
         }
         match p.rsplit_once('/') {
             Some((parent, _)) => p = parent,
-            None => return doc.pos,
+            None => return (String::new(), doc.pos),
         }
     }
+}
+
+fn child(pointer: &str, key: &str) -> String {
+    format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
 #[cfg(test)]

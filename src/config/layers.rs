@@ -1,0 +1,597 @@
+//! Environments: the base config and one environment's overlay file, merged into one positioned
+//! tree that remembers which file set every value, so that a diagnostic points into the file to
+//! fix and `mlplat explain` can say where a value came from.
+//!
+//! The merge rule, as the README states it: maps merge key by key, deeply; anything else, lists
+//! included, is replaced by the overlay's value; `key+: [...]` appends to the list the base sets;
+//! `key: null` removes the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::diagnostic::{Diagnostic, key_path};
+use super::{ConfigError, Diagnostics};
+use crate::yaml::{self, Key, Node, NodeValue, Pos};
+
+/// One file a config was read from, with its text (for the line a diagnostic shows).
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// The files behind a (possibly merged) config tree: the base first, then the overlay, and
+/// which of them set each value.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub files: Vec<SourceFile>,
+    /// The file that set the value at a JSON pointer, for values an overlay set: everything
+    /// below a recorded pointer comes from the same file, anything else from the base.
+    origins: BTreeMap<String, usize>,
+    /// Keys an overlay removed with `null`: file and position of the `key: null`.
+    removed: BTreeMap<String, (usize, Pos)>,
+    /// The environment whose name was appended to the base's platform name.
+    pub derived_platform: Option<String>,
+}
+
+impl Sources {
+    /// A config read from one file.
+    pub fn single(path: &Path, text: &str) -> Self {
+        Sources {
+            files: vec![SourceFile {
+                path: path.to_path_buf(),
+                text: text.to_owned(),
+            }],
+            origins: BTreeMap::new(),
+            removed: BTreeMap::new(),
+            derived_platform: None,
+        }
+    }
+
+    pub fn base(&self) -> &SourceFile {
+        &self.files[0]
+    }
+
+    /// The index of the file that set the value at `pointer`.
+    pub fn origin(&self, pointer: &str) -> usize {
+        let mut p = pointer;
+        loop {
+            if let Some(i) = self.origins.get(p) {
+                return *i;
+            }
+            match p.rsplit_once('/') {
+                Some((parent, _)) => p = parent,
+                None => return 0,
+            }
+        }
+    }
+
+    /// The file that set the value at `pointer`.
+    pub fn file_of(&self, pointer: &str) -> &SourceFile {
+        &self.files[self.origin(pointer)]
+    }
+
+    /// Where an overlay removed the key at `pointer` with `null`.
+    pub fn removed(&self, pointer: &str) -> Option<(&SourceFile, Pos)> {
+        self.removed
+            .get(pointer)
+            .map(|(i, pos)| (&self.files[*i], *pos))
+    }
+
+    /// A diagnostic at `pos` in the file that set the value at `pointer`.
+    pub fn diag(&self, pointer: &str, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        let f = self.file_of(pointer);
+        Diagnostic::new(&f.path, message).at(pos, &f.text)
+    }
+
+    /// The text of the files, for the inputs digest: the one file's as it is; with an
+    /// environment each after a line naming the environment and the file's place.
+    pub fn text(&self, environment: Option<&str>) -> String {
+        match (environment, self.files.as_slice()) {
+            (None, [only]) => only.text.clone(),
+            // Not the paths: they depend on how the config was named on the command line.
+            (env, files) => files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let env = env.unwrap_or_default();
+                    format!("# mlplat environment {env}, file {i}\n{}", f.text)
+                })
+                .collect(),
+        }
+    }
+
+    /// The order diagnostics are shown in: the base's, then the overlay's, each in file order;
+    /// files that are neither (chart values files) count as the base.
+    pub fn rank(&self, d: &Diagnostic) -> (usize, usize, usize) {
+        let file = self
+            .files
+            .iter()
+            .position(|f| f.path == d.file)
+            .unwrap_or(0);
+        let (line, col) = d.pos.map_or((0, 0), |p| (p.line, p.col));
+        (file, line, col)
+    }
+}
+
+/// A config tree and the files it was read from.
+#[derive(Debug, Clone)]
+pub struct Layered {
+    pub doc: Node,
+    pub sources: Sources,
+    /// The environment merged in, if any.
+    pub environment: Option<String>,
+}
+
+/// Reads a config file into a positioned tree; a YAML error is a diagnostic.
+pub fn parse(path: &Path, text: &str) -> Result<Node, Diagnostic> {
+    yaml::parse_document(text).map_err(|e| {
+        let d = Diagnostic::new(path, e.to_string()).at(e.pos(), text);
+        match &e {
+            yaml::YamlError::DuplicateKey { .. } => d.help("remove one of the two"),
+            _ => d,
+        }
+    })
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn invalid(d: Vec<Diagnostic>) -> ConfigError {
+    ConfigError::Invalid(Diagnostics(d))
+}
+
+/// The environments the config at `path` declares, in name order (none for a plain config).
+/// Reads the base file only; a malformed `environments` block is reported here.
+pub fn environment_names(path: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = read(path)?;
+    let doc = parse(path, &text).map_err(|d| invalid(vec![d]))?;
+    let (names, problems) = declared(path, &text, &doc);
+    if problems.is_empty() {
+        Ok(names.into_keys().collect())
+    } else {
+        Err(invalid(problems))
+    }
+}
+
+/// `environments` of a base tree: name → overlay file (as written), with any problem found.
+fn declared(
+    path: &Path,
+    text: &str,
+    doc: &Node,
+) -> (BTreeMap<String, (String, Pos)>, Vec<Diagnostic>) {
+    let mut names = BTreeMap::new();
+    let mut problems = Vec::new();
+    let Some(Node {
+        value: NodeValue::Map(entries),
+        ..
+    }) = doc.pointer("/environments")
+    else {
+        return (names, problems); // absent, or the wrong type: the schema check says so
+    };
+    for (key, node) in entries {
+        if !valid_name(&key.name) {
+            problems.push(
+                Diagnostic::new(path, format!("`{}` is not a valid environment name", key.name))
+                    .at(key.pos, text)
+                    .key("environments")
+                    .help("use lowercase letters, digits and '-', starting with a letter, at most 16 characters (dev, staging, prod)"),
+            );
+            continue;
+        }
+        if let Some(Node {
+            value: NodeValue::Str(file),
+            pos,
+        }) = node.pointer("/file")
+        {
+            names.insert(key.name.clone(), (file.clone(), *pos));
+        } else {
+            names.insert(key.name.clone(), (String::new(), node.pos));
+        }
+    }
+    (names, problems)
+}
+
+/// An environment name: a short DNS label, since it becomes part of the platform name.
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 16
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1] != b'-'
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// Reads the config at `path`, merged with the overlay of `environment` when one is named.
+pub fn read_layers(path: &Path, environment: Option<&str>) -> Result<Layered, ConfigError> {
+    let text = read(path)?;
+    let mut doc = parse(path, &text).map_err(|d| invalid(vec![d]))?;
+    let mut sources = Sources::single(path, &text);
+    let Some(env) = environment else {
+        return Ok(Layered {
+            doc,
+            sources,
+            environment: None,
+        });
+    };
+    let (names, problems) = declared(path, &text, &doc);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let Some((file, file_pos)) = names.get(env) else {
+        let at = doc.key_pos("", "environments").unwrap_or(doc.pos);
+        let known: Vec<&str> = names.keys().map(String::as_str).collect();
+        let d =
+            Diagnostic::new(path, format!("no environment `{env}` in this config")).at(at, &text);
+        let d = if known.is_empty() {
+            d.help("declare it: environments: {dev: {file: env/dev.yaml}}")
+        } else {
+            match super::schema::closest(env, &known) {
+                Some(best) => d.help(format!("did you mean `{best}`?")),
+                None => d.help(format!("declared: {}", known.join(", "))),
+            }
+        };
+        return Err(invalid(vec![d]));
+    };
+    if file.is_empty() {
+        // No usable `file`: the schema check of the merged tree names the problem.
+        return Ok(Layered {
+            doc,
+            sources,
+            environment: Some(env.to_owned()),
+        });
+    }
+    let overlay_path = path.parent().unwrap_or(Path::new("")).join(file);
+    let overlay_text = match std::fs::read_to_string(&overlay_path) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(invalid(vec![
+                Diagnostic::new(
+                    path,
+                    format!("cannot read `{}`: {e}", overlay_path.display()),
+                )
+                .at(*file_pos, &text)
+                .key(format!("environments.{env}.file"))
+                .help("paths are relative to the config file"),
+            ]));
+        }
+    };
+    let overlay = parse(&overlay_path, &overlay_text).map_err(|d| invalid(vec![d]))?;
+    sources.files.push(SourceFile {
+        path: overlay_path,
+        text: overlay_text,
+    });
+    let mut problems = Vec::new();
+    let mut m = Merge {
+        sources: &mut sources,
+        file: 1,
+        problems: &mut problems,
+    };
+    match overlay.value {
+        NodeValue::Null => {}
+        NodeValue::Map(entries) => {
+            if let Some((k, _)) = entries.iter().find(|(k, _)| k.name == "environments") {
+                m.problem(
+                    k.pos,
+                    "environments",
+                    "an overlay cannot declare environments",
+                    "declare every environment in the base config",
+                );
+            } else {
+                m.map(&mut doc, entries, "");
+            }
+        }
+        _ => m.problem(
+            overlay.pos,
+            "",
+            &format!(
+                "an overlay must be a mapping (a partial platform config), found {}",
+                overlay.type_name()
+            ),
+            "write it like the base config, with only the keys this environment changes",
+        ),
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    derive_platform(&mut doc, &mut sources, env);
+    Ok(Layered {
+        doc,
+        sources,
+        environment: Some(env.to_owned()),
+    })
+}
+
+/// Unless the overlay names the platform, the environment's is `<platform>-<env>`: namespaces,
+/// labels and every derived secret then differ between environments.
+fn derive_platform(doc: &mut Node, sources: &mut Sources, env: &str) {
+    if sources.origins.contains_key("/platform") {
+        return;
+    }
+    if let NodeValue::Map(entries) = &mut doc.value {
+        if let Some((_, node)) = entries.iter_mut().find(|(k, _)| k.name == "platform") {
+            if let NodeValue::Str(name) = &mut node.value {
+                *name = format!("{name}-{env}");
+                sources.derived_platform = Some(env.to_owned());
+            }
+        }
+    }
+}
+
+/// One overlay being merged into the base tree.
+struct Merge<'a> {
+    sources: &'a mut Sources,
+    /// The overlay's index in `sources.files`.
+    file: usize,
+    problems: &'a mut Vec<Diagnostic>,
+}
+
+fn child(pointer: &str, key: &str) -> String {
+    format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+impl Merge<'_> {
+    fn problem(&mut self, pos: Pos, pointer: &str, message: &str, help: &str) {
+        let f = &self.sources.files[self.file];
+        self.problems.push(
+            Diagnostic::new(&f.path, message)
+                .at(pos, &f.text)
+                .key(key_path(pointer))
+                .help(help),
+        );
+    }
+
+    /// Records that the overlay set the value at `pointer` (and everything below it).
+    fn set_by_overlay(&mut self, pointer: &str) {
+        let below = format!("{pointer}/");
+        self.sources
+            .origins
+            .retain(|p, _| p != pointer && !p.starts_with(&below));
+        self.sources
+            .removed
+            .retain(|p, _| p != pointer && !p.starts_with(&below));
+        self.sources.origins.insert(pointer.to_owned(), self.file);
+    }
+
+    /// Merges the overlay mapping `entries` into `base`, the node at `pointer`.
+    fn map(&mut self, base: &mut Node, entries: Vec<(Key, Node)>, pointer: &str) {
+        let plain: Vec<String> = entries
+            .iter()
+            .filter(|(k, _)| !is_append(&k.name))
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        for (key, node) in entries {
+            if is_append(&key.name) {
+                let name = key.name[..key.name.len() - 1].to_owned();
+                let at = child(pointer, &name);
+                if plain.contains(&name) {
+                    self.problem(
+                        key.pos,
+                        &at,
+                        &format!("both `{name}` and `{name}+` are set"),
+                        &format!(
+                            "keep `{name}:` to replace the list, or `{name}+:` to append to it"
+                        ),
+                    );
+                    continue;
+                }
+                self.append(base, Key { name, pos: key.pos }, node, &at);
+                continue;
+            }
+            let at = child(pointer, &key.name);
+            let NodeValue::Map(base_entries) = &mut base.value else {
+                continue; // the caller only recurses into mappings
+            };
+            let existing = base_entries.iter().position(|(k, _)| k.name == key.name);
+            match (existing, node.value) {
+                (Some(i), NodeValue::Null) => {
+                    base_entries.remove(i);
+                    self.set_by_overlay(&at);
+                    self.sources.origins.remove(&at);
+                    self.sources.removed.insert(at, (self.file, key.pos));
+                }
+                (None, NodeValue::Null) => {
+                    self.sources.removed.insert(at, (self.file, key.pos));
+                }
+                (Some(i), NodeValue::Map(children))
+                    if matches!(base_entries[i].1.value, NodeValue::Map(_)) =>
+                {
+                    self.map(&mut base_entries[i].1, children, &at);
+                }
+                (Some(i), value) => {
+                    base_entries[i] = (
+                        key,
+                        Node {
+                            value,
+                            pos: node.pos,
+                        },
+                    );
+                    self.set_by_overlay(&at);
+                }
+                (None, value) => {
+                    base_entries.push((
+                        key,
+                        Node {
+                            value,
+                            pos: node.pos,
+                        },
+                    ));
+                    self.set_by_overlay(&at);
+                }
+            }
+        }
+    }
+
+    /// `name+: [items]`: appends `items` to the list at `at` in `base`.
+    fn append(&mut self, base: &mut Node, key: Key, node: Node, at: &str) {
+        let NodeValue::Seq(items) = node.value else {
+            self.problem(
+                node.pos,
+                at,
+                &format!("`{}+` appends a list, found {}", key.name, node.type_name()),
+                &format!("write {}+: [item, ...]", key.name),
+            );
+            return;
+        };
+        let NodeValue::Map(base_entries) = &mut base.value else {
+            return;
+        };
+        match base_entries.iter_mut().find(|(k, _)| k.name == key.name) {
+            Some((_, existing)) => match &mut existing.value {
+                NodeValue::Seq(list) => {
+                    for item in items {
+                        let i = list.len();
+                        list.push(item);
+                        self.set_by_overlay(&format!("{at}/{i}"));
+                    }
+                }
+                NodeValue::Null => {
+                    *existing = Node {
+                        value: NodeValue::Seq(items),
+                        pos: node.pos,
+                    };
+                    self.set_by_overlay(at);
+                }
+                _ => {
+                    let what = existing.type_name();
+                    let base_at = existing.pos;
+                    let base_file = self.sources.file_of(at).path.display().to_string();
+                    self.problem(
+                        key.pos,
+                        at,
+                        &format!(
+                            "`{}+` appends to a list, but {base_file}:{}:{} sets {}",
+                            key.name,
+                            base_at.line,
+                            base_at.col,
+                            a(what)
+                        ),
+                        &format!("use `{}:` to replace the value", key.name),
+                    );
+                }
+            },
+            None => {
+                base_entries.push((
+                    key,
+                    Node {
+                        value: NodeValue::Seq(items),
+                        pos: node.pos,
+                    },
+                ));
+                self.set_by_overlay(at);
+            }
+        }
+    }
+}
+
+fn a(type_name: &str) -> &'static str {
+    match type_name {
+        "object" => "a mapping",
+        "string" => "a string",
+        "integer" => "an integer",
+        "number" => "a number",
+        "boolean" => "a boolean",
+        _ => "a value",
+    }
+}
+
+/// `key+`: the append marker (a key of one `+` is an ordinary key).
+fn is_append(name: &str) -> bool {
+    name.len() > 1 && name.ends_with('+')
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn merged(base: &str, overlay: &str) -> Result<(Node, Sources), Vec<Diagnostic>> {
+        let mut doc = yaml::parse_document(base).unwrap();
+        let mut sources = Sources::single(Path::new("base.yaml"), base);
+        sources.files.push(SourceFile {
+            path: PathBuf::from("env/dev.yaml"),
+            text: overlay.to_owned(),
+        });
+        let mut problems = Vec::new();
+        let NodeValue::Map(entries) = yaml::parse_document(overlay).unwrap().value else {
+            panic!("overlay is a mapping");
+        };
+        Merge {
+            sources: &mut sources,
+            file: 1,
+            problems: &mut problems,
+        }
+        .map(&mut doc, entries, "");
+        if problems.is_empty() {
+            Ok((doc, sources))
+        } else {
+            Err(problems)
+        }
+    }
+
+    #[test]
+    fn maps_merge_deeply_and_lists_replace() {
+        let (doc, sources) = merged(
+            "a:\n  b: 1\n  c: 2\nl: [1, 2]\nm: {x: 1}\n",
+            "a:\n  c: 3\n  d: 4\nl: [9]\nm: null\n",
+        )
+        .unwrap();
+        assert_eq!(
+            doc.to_json(),
+            json!({"a": {"b": 1, "c": 3, "d": 4}, "l": [9]})
+        );
+        assert_eq!(sources.origin("/a"), 0);
+        assert_eq!(sources.origin("/a/b"), 0);
+        assert_eq!(sources.origin("/a/c"), 1);
+        assert_eq!(sources.origin("/l/0"), 1);
+        assert_eq!(doc.pointer("/a/c").unwrap().pos, Pos { line: 2, col: 6 });
+        let (file, pos) = sources.removed("/m").unwrap();
+        assert_eq!(
+            (file.path.to_str().unwrap(), pos),
+            ("env/dev.yaml", Pos { line: 5, col: 1 })
+        );
+    }
+
+    #[test]
+    fn a_plus_key_appends_to_the_list() {
+        let (doc, sources) = merged("l: [a, b]\n", "l+: [c]\nn+: [d]\n").unwrap();
+        assert_eq!(doc.to_json(), json!({"l": ["a", "b", "c"], "n": ["d"]}));
+        assert_eq!(sources.origin("/l/1"), 0);
+        assert_eq!(sources.origin("/l/2"), 1);
+        assert_eq!(sources.origin("/n/0"), 1);
+    }
+
+    #[test]
+    fn appending_to_a_mapping_is_an_error_in_the_overlay() {
+        let e = merged("l: {a: 1}\n", "l+: [c]\n").unwrap_err();
+        assert_eq!(
+            e[0].to_string(),
+            "env/dev.yaml:1:1: l: `l+` appends to a list, but base.yaml:1:4 sets a mapping\n  |\n1 | l+: [c]\n  | ^\n  = help: use `l:` to replace the value"
+        );
+        let e = merged("l: [a]\n", "l: [b]\nl+: [c]\n").unwrap_err();
+        assert_eq!(e[0].message, "both `l` and `l+` are set");
+    }
+
+    #[test]
+    fn environment_names_are_short_dns_labels() {
+        for ok in ["dev", "prod", "eu-west-1", "a"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Dev",
+            "1dev",
+            "dev-",
+            "dev_1",
+            "a-very-long-environment",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}
