@@ -39,6 +39,23 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Rotate one generated secret: bump its generation in the lock file, say what restarts.
     Rotate(RotateArgs),
+    /// Print the final value of a config key and the file and line that set it.
+    Explain(ExplainArgs),
+}
+
+/// Reads the config and the environment's overlay only: nothing is checked, no `fromEnv` or
+/// `fromFile` is read.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The platform config.
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+    /// Explain the value in this environment (default: in the base config alone).
+    #[arg(short, long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// The key, dotted as in error messages: `tools.mlflow.replicas`, `tools.airflow.users[0].role`.
+    #[arg(value_name = "KEY")]
+    pub key: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +82,10 @@ pub struct RenderArgs {
     /// Write nothing; exit 1 and name the files that differ when the output is stale.
     #[arg(long)]
     pub check: bool,
+    /// Render only this environment, into DIR/NAME/ (default: every environment the config
+    /// declares, each into DIR/<name>/).
+    #[arg(short, long, value_name = "NAME")]
+    pub env: Option<String>,
 }
 
 /// Exit codes: 0 nothing would change, 1 something would, 2 error.
@@ -76,6 +97,9 @@ pub struct DiffArgs {
     /// The output directory to compare with a fresh render.
     #[arg(short, long, value_name = "DIR", default_value = "out")]
     pub out: PathBuf,
+    /// Compare only this environment, in DIR/NAME/ (default: every environment).
+    #[arg(short, long, value_name = "NAME")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -189,6 +189,35 @@ pub fn write(tree: &Tree, dir: &Path) -> Result<bool, OutputError> {
     Ok(true)
 }
 
+/// Makes `dir` a directory that one environment's output can be written into (`dir/<env>/`):
+/// created with its marker when missing or empty, refused when it holds files mlplat did not
+/// write.
+pub fn ensure_root(dir: &Path) -> Result<(), OutputError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if dir.join(MARKER).is_file() {
+                return Ok(());
+            }
+            if entries.next().is_some() {
+                return Err(OutputError::NotOurs {
+                    dir: dir.to_path_buf(),
+                });
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        Err(_) if dir.exists() => {
+            return Err(OutputError::NotADirectory {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    let marker = dir.join(MARKER);
+    std::fs::write(&marker, MARKER_TEXT).map_err(io_err(&marker))
+}
+
 fn write_all(tree: &Tree, root: &Path) -> Result<(), OutputError> {
     create_dir(root)?;
     for (rel, file) in &tree.files {

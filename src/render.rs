@@ -15,6 +15,18 @@ pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
     render_full(loaded).map(|r| r.tree)
 }
 
+/// Renders every environment of a config into `<name>/`, each a whole output with its own
+/// index, under one marker: what `out/` holds for a config with environments.
+pub fn render_environments(envs: &[(String, Loaded)]) -> Result<Tree, RenderError> {
+    let mut tree = Tree::new();
+    for (name, loaded) in envs {
+        for (path, file) in render(loaded)?.files {
+            tree.files.insert(format!("{name}/{path}"), file);
+        }
+    }
+    Ok(tree)
+}
+
 /// A render with what went into it, for the commands that need more than the files.
 #[derive(Debug)]
 pub struct Rendered {

@@ -3,7 +3,8 @@
 //!
 //! - `examples/local.yaml` → `out/` (the rendering the README shows);
 //! - `examples/<name>.yaml` → `examples/rendered/<name>/`;
-//! - `tests/golden/<case>/platform.yaml` → `tests/golden/<case>/expected/`.
+//! - `tests/golden/<case>/platform.yaml` → `tests/golden/<case>/expected/` (a config with
+//!   environments: `expected/<env>/` for each).
 //!
 //! After a deliberate change, regenerate them with `MLPLAT_BLESS=1 cargo test --test golden`
 //! and review the diff like any other change.
@@ -25,14 +26,13 @@ fn every_case_renders_to_its_committed_tree() {
         "the golden cases were not found: {cases:?}"
     );
     for (config, expected) in cases {
-        let loaded = match mlplat::config::load(&config) {
-            Ok(l) => l,
+        let tree = match cases::render(&config) {
+            Ok(t) => t,
             Err(e) => {
-                failures.push(format!("{}: {e}", config.display()));
+                failures.push(e);
                 continue;
             }
         };
-        let tree = mlplat::render::render(&loaded).expect("render");
         if bless {
             mlplat::output::write(&tree, &expected).expect("write golden tree");
             continue;
@@ -57,10 +57,8 @@ fn every_case_renders_to_its_committed_tree() {
 #[test]
 fn rendering_twice_in_one_process_gives_the_same_bytes() {
     for (config, _) in golden_cases() {
-        let a =
-            mlplat::render::render(&mlplat::config::load(&config).expect("load")).expect("render");
-        let b =
-            mlplat::render::render(&mlplat::config::load(&config).expect("load")).expect("render");
+        let a = cases::render(&config).expect("render");
+        let b = cases::render(&config).expect("render");
         assert_eq!(a, b, "{}", config.display());
         for (path, file) in &a.files {
             assert!(

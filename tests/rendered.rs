@@ -13,7 +13,7 @@ use serde_json::Value;
 
 /// The objects of every golden tree, built by kustomize, by tree.
 fn built_trees() -> Vec<(String, Vec<Value>)> {
-    cases::golden_cases()
+    cases::platforms()
         .into_iter()
         .map(|(_, dir)| (dir.display().to_string(), support::kustomize_build(&dir)))
         .collect()
@@ -122,8 +122,8 @@ fn chart_values_validate_against_the_charts_schemas() {
 
 #[test]
 fn secret_values_appear_only_in_private_secret_files() {
-    for (config, dir) in cases::golden_cases() {
-        let loaded = mlplat::config::load(&config).expect("load");
+    for (loaded, dir) in cases::platforms() {
+        let config = &loaded.file;
         if loaded.platform.secrets.mode == mlplat::config::SecretMode::ExternalSecrets {
             continue; // no Secret at all: tests/secret_modes.rs scans these trees
         }

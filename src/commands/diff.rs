@@ -1,5 +1,6 @@
 //! `mlplat diff`: what a fresh render would change in `out/`, per Kubernetes object, with every
-//! secret value shown as its fingerprint. Exit 0 when nothing would change, 1 otherwise.
+//! secret value shown as its fingerprint. Exit 0 when nothing would change, 1 otherwise. With
+//! environments: every `out/<env>/`, or the one `--env` names.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,12 +14,28 @@ use crate::output::Tree;
 use crate::{config, render};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let loaded = config::load(&args.config)?;
-    let tree =
-        render::render(&loaded).context("internal error while rendering (please report it)")?;
-    let on_disk = read_dir(&args.out, &tree)?;
+    let internal = "internal error while rendering (please report it)";
+    let (tree, dir) = match &args.env {
+        Some(env) => {
+            let loaded = config::load_env(&args.config, env)?;
+            (
+                render::render(&loaded).context(internal)?,
+                args.out.join(env),
+            )
+        }
+        None if config::environment_names(&args.config)?.is_empty() => {
+            let loaded = config::load(&args.config)?;
+            (render::render(&loaded).context(internal)?, args.out.clone())
+        }
+        None => {
+            let envs = config::load_all(&args.config)?;
+            let tree = render::render_environments(&envs).context(internal)?;
+            (tree, args.out.clone())
+        }
+    };
+    let on_disk = read_dir(&dir, &tree)?;
     let report = diff(&on_disk, &tree);
-    let out = args.out.display();
+    let out = dir.display();
     if report.is_empty() {
         eprintln!("mlplat: {out} is up to date: a fresh render changes nothing");
         return Ok(Outcome::Clean);

@@ -3,6 +3,7 @@
 mod aws_common;
 pub mod destroy;
 pub mod diff;
+pub mod explain;
 pub mod init;
 pub mod plan;
 pub mod provision;
@@ -40,5 +41,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Provision(args) => provision::run(&args),
         Command::Destroy(args) => destroy::run(&args),
         Command::Rotate(args) => rotate::run(&args),
+        Command::Explain(args) => explain::run(&args),
     }
 }

@@ -1,74 +1,177 @@
-//! `mlplat render`: config in, `out/` written atomically, or compared with `--check`.
+//! `mlplat render`: config in, `out/` written atomically, or compared with `--check`. A config
+//! with environments renders each into `out/<env>/` (all of them, or the one `--env` names).
+
+use std::path::{Path, PathBuf};
 
 use super::Outcome;
 use crate::cli::RenderArgs;
+use crate::config::Loaded;
+use crate::output::Tree;
 use crate::{config, output, render};
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
-    let loaded = config::load(&args.config)?;
+    let environments = config::environment_names(&args.config)?;
+    match &args.env {
+        Some(env) => {
+            let loaded = config::load_env(&args.config, env)?;
+            let target = Target {
+                dir: args.out.join(env),
+                rerun: format!(
+                    "mlplat render -c {} -o {} --env {env}",
+                    args.config.display(),
+                    args.out.display()
+                ),
+                what: format!("{} (environment {env})", args.config.display()),
+            };
+            run_one(args, &loaded, &target)
+        }
+        None if environments.is_empty() => {
+            let loaded = config::load(&args.config)?;
+            let target = Target {
+                dir: args.out.clone(),
+                rerun: format!(
+                    "mlplat render -c {} -o {}",
+                    args.config.display(),
+                    args.out.display()
+                ),
+                what: args.config.display().to_string(),
+            };
+            run_one(args, &loaded, &target)
+        }
+        None => run_all(args),
+    }
+}
+
+/// Where one render goes, and how messages name it.
+struct Target {
+    dir: PathBuf,
+    /// The command that updates it.
+    rerun: String,
+    /// The config it is rendered from.
+    what: String,
+}
+
+fn render_tree(loaded: &Loaded) -> anyhow::Result<Tree> {
+    render::render(loaded).map_err(internal)
+}
+
+fn internal(e: crate::tools::RenderError) -> anyhow::Error {
+    match e {
+        crate::tools::RenderError::Unprovisioned(_) => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context("internal error while rendering (please report it)"),
+    }
+}
+
+/// One platform: the config without environments, or the environment `--env` names.
+fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Result<Outcome> {
     // `--check` always renders and compares: a render takes milliseconds, and an answer from
     // the index alone would miss a change in mlplat itself (templates, value builders) made
     // without a version bump. The index still names files edited by hand.
-    let tree = render::render(&loaded).map_err(|e| match e {
-        crate::tools::RenderError::Unprovisioned(_) => anyhow::Error::new(e),
-        e => anyhow::Error::new(e).context("internal error while rendering (please report it)"),
-    })?;
-    let out = args.out.display();
+    let tree = render_tree(loaded)?;
     if args.check {
-        let drift = output::check(&tree, &args.out)?;
-        for path in &drift.loose_mode {
-            eprintln!(
-                "warning: {out}/{path} holds Secret data and others can read it: `chmod 600` it, or render again"
-            );
-        }
-        if drift.is_empty() {
-            eprintln!("mlplat: {out} is up to date ({} files)", tree.files.len());
-            return Ok(Outcome::Clean);
-        }
-        println!(
-            "{out} is stale: a fresh render of {} differs",
-            args.config.display()
-        );
-        let by_hand = crate::index::read(&args.out)
-            .map(|index| crate::index::edited_by_hand(&args.out, &index))
-            .unwrap_or_default();
-        for line in drift.lines() {
-            let edited = line
-                .strip_prefix("changed: ")
-                .is_some_and(|p| by_hand.iter().any(|h| h == p));
-            let note = if edited { " (edited by hand)" } else { "" };
-            println!("  {line}{note}");
-        }
-        println!(
-            "run `mlplat render -c {} -o {out}` to update it",
-            args.config.display()
-        );
-        return Ok(Outcome::Drift);
+        return check(&tree, target, &[(String::new(), target.dir.clone())]);
     }
-    let written = output::write(&tree, &args.out)?;
+    if loaded.environment.is_some() {
+        output::ensure_root(&args.out)?;
+    }
+    let written = output::write(&tree, &target.dir)?;
     let dirs: Vec<&str> = tree
         .files
         .keys()
         .filter_map(|p| p.strip_suffix("/kustomization.yaml"))
         .collect();
-    if written {
+    report_written(written, &target.dir, tree.files.len(), &dirs);
+    warn_if_tracked(&[loaded], &target.dir);
+    Ok(Outcome::Clean)
+}
+
+/// Every environment, each into `out/<env>/`, written (or checked) as one tree.
+fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
+    let envs = config::load_all(&args.config)?;
+    let tree = render::render_environments(&envs).map_err(internal)?;
+    let target = Target {
+        dir: args.out.clone(),
+        rerun: format!(
+            "mlplat render -c {} -o {}",
+            args.config.display(),
+            args.out.display()
+        ),
+        what: args.config.display().to_string(),
+    };
+    if args.check {
+        let indexes: Vec<(String, PathBuf)> = envs
+            .iter()
+            .map(|(env, _)| (format!("{env}/"), args.out.join(env)))
+            .collect();
+        return check(&tree, &target, &indexes);
+    }
+    let written = output::write(&tree, &args.out)?;
+    let names: Vec<&str> = envs.iter().map(|(env, _)| env.as_str()).collect();
+    report_written(written, &args.out, tree.files.len(), &names);
+    let loaded: Vec<&Loaded> = envs.iter().map(|(_, l)| l).collect();
+    warn_if_tracked(&loaded, &args.out);
+    Ok(Outcome::Clean)
+}
+
+/// `--check`: compares `tree` with `target.dir`; `indexes` are the directories whose index
+/// names the files edited by hand, with the prefix of their paths in `tree`.
+fn check(tree: &Tree, target: &Target, indexes: &[(String, PathBuf)]) -> anyhow::Result<Outcome> {
+    let out = target.dir.display();
+    let drift = output::check(tree, &target.dir)?;
+    for path in &drift.loose_mode {
         eprintln!(
-            "mlplat: wrote {out} ({} files: {})",
-            tree.files.len(),
-            dirs.join(", ")
-        );
-    } else {
-        eprintln!(
-            "mlplat: {out} is already up to date ({} files)",
-            tree.files.len()
+            "warning: {out}/{path} holds Secret data and others can read it: `chmod 600` it, or render again"
         );
     }
-    if loaded.platform.secrets.mode == config::SecretMode::Plain
-        && crate::secret_delivery::tracked_by_git(&args.out)
+    if drift.is_empty() {
+        eprintln!("mlplat: {out} is up to date ({} files)", tree.files.len());
+        return Ok(Outcome::Clean);
+    }
+    println!("{out} is stale: a fresh render of {} differs", target.what);
+    let by_hand = edited_by_hand(indexes);
+    for line in drift.lines() {
+        let edited = line
+            .strip_prefix("changed: ")
+            .is_some_and(|p| by_hand.iter().any(|h| h == p));
+        let note = if edited { " (edited by hand)" } else { "" };
+        println!("  {line}{note}");
+    }
+    println!("run `{}` to update it", target.rerun);
+    Ok(Outcome::Drift)
+}
+
+fn edited_by_hand(indexes: &[(String, PathBuf)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (prefix, dir) in indexes {
+        if let Some(index) = crate::index::read(dir) {
+            out.extend(
+                crate::index::edited_by_hand(dir, &index)
+                    .into_iter()
+                    .map(|p| format!("{prefix}{p}")),
+            );
+        }
+    }
+    out
+}
+
+fn report_written(written: bool, dir: &Path, files: usize, dirs: &[&str]) {
+    let out = dir.display();
+    if written {
+        eprintln!("mlplat: wrote {out} ({files} files: {})", dirs.join(", "));
+    } else {
+        eprintln!("mlplat: {out} is already up to date ({files} files)");
+    }
+}
+
+fn warn_if_tracked(loaded: &[&Loaded], dir: &Path) {
+    if loaded
+        .iter()
+        .any(|l| l.platform.secrets.mode == config::SecretMode::Plain)
+        && crate::secret_delivery::tracked_by_git(dir)
     {
+        let out = dir.display();
         eprintln!(
             "warning: {out} is tracked by git and holds Secret manifests (secrets.mode: plain): every secret is in the repository's history; use secrets.mode: external-secrets, or keep {out} out of git"
         );
     }
-    Ok(Outcome::Clean)
 }

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod diagnostic;
+pub mod explain;
 pub mod layers;
 pub mod schema;
 

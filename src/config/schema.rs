@@ -30,6 +30,11 @@ fn compiled() -> &'static Compiled {
     })
 }
 
+/// The config schema, parsed.
+pub fn schema() -> &'static Value {
+    &compiled().schema
+}
+
 /// Returns every schema violation of `value` (the JSON form of `doc`), in file order.
 pub fn check(sources: &Sources, doc: &Node, value: &Value) -> Vec<Diagnostic> {
     let c = compiled();

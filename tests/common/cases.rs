@@ -1,13 +1,14 @@
 //! Where the golden cases are, shared by the tests that walk them.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The golden cases: `(config, expected tree)`, see `tests/golden.rs`.
+/// The golden cases: `(config, expected tree)`, see `tests/golden.rs`. A config with
+/// environments has one subtree per environment in its expected tree.
 pub fn golden_cases() -> Vec<(PathBuf, PathBuf)> {
     let root = repo_root();
     let mut cases = vec![(root.join("examples/local.yaml"), root.join("out"))];
@@ -39,4 +40,34 @@ pub fn golden_cases() -> Vec<(PathBuf, PathBuf)> {
     more.sort();
     cases.extend(more);
     cases
+}
+
+/// The whole output of a config: its one platform, or every environment it declares.
+pub fn render(config: &Path) -> Result<mlplat::output::Tree, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", config.display());
+    let environments = mlplat::config::environment_names(config).map_err(|e| fail(&e))?;
+    if environments.is_empty() {
+        let loaded = mlplat::config::load(config).map_err(|e| fail(&e))?;
+        return mlplat::render::render(&loaded).map_err(|e| fail(&e));
+    }
+    let envs = mlplat::config::load_all(config).map_err(|e| fail(&e))?;
+    mlplat::render::render_environments(&envs).map_err(|e| fail(&e))
+}
+
+/// Every platform the golden cases render, loaded, with the directory its tree is in: one per
+/// config, or one per environment (`<expected>/<env>`).
+pub fn platforms() -> Vec<(mlplat::config::Loaded, PathBuf)> {
+    let mut out = Vec::new();
+    for (config, expected) in golden_cases() {
+        let environments = mlplat::config::environment_names(&config).expect("environments");
+        if environments.is_empty() {
+            out.push((mlplat::config::load(&config).expect("load"), expected));
+            continue;
+        }
+        for env in environments {
+            let loaded = mlplat::config::load_env(&config, &env).expect("load environment");
+            out.push((loaded, expected.join(env)));
+        }
+    }
+    out
 }
