@@ -124,13 +124,13 @@ pub struct Layered {
 }
 
 /// Reads a config file into a positioned tree; a YAML error is a diagnostic.
-pub fn parse(path: &Path, text: &str) -> Result<Node, Diagnostic> {
+pub fn parse(path: &Path, text: &str) -> Result<Node, ConfigError> {
     yaml::parse_document(text).map_err(|e| {
         let d = Diagnostic::new(path, e.to_string()).at(e.pos(), text);
-        match &e {
+        invalid(vec![match &e {
             yaml::YamlError::DuplicateKey { .. } => d.help("remove one of the two"),
             _ => d,
-        }
+        }])
     })
 }
 
@@ -149,7 +149,7 @@ fn invalid(d: Vec<Diagnostic>) -> ConfigError {
 /// Reads the base file only; a malformed `environments` block is reported here.
 pub fn environment_names(path: &Path) -> Result<Vec<String>, ConfigError> {
     let text = read(path)?;
-    let doc = parse(path, &text).map_err(|d| invalid(vec![d]))?;
+    let doc = parse(path, &text)?;
     let (names, problems) = declared(path, &text, &doc);
     if problems.is_empty() {
         Ok(names.into_keys().collect())
@@ -210,7 +210,7 @@ fn valid_name(name: &str) -> bool {
 /// Reads the config at `path`, merged with the overlay of `environment` when one is named.
 pub fn read_layers(path: &Path, environment: Option<&str>) -> Result<Layered, ConfigError> {
     let text = read(path)?;
-    let mut doc = parse(path, &text).map_err(|d| invalid(vec![d]))?;
+    let mut doc = parse(path, &text)?;
     let mut sources = Sources::single(path, &text);
     let Some(env) = environment else {
         return Ok(Layered {
@@ -261,7 +261,7 @@ pub fn read_layers(path: &Path, environment: Option<&str>) -> Result<Layered, Co
             ]));
         }
     };
-    let overlay = parse(&overlay_path, &overlay_text).map_err(|d| invalid(vec![d]))?;
+    let overlay = parse(&overlay_path, &overlay_text)?;
     sources.files.push(SourceFile {
         path: overlay_path,
         text: overlay_text,

@@ -483,8 +483,7 @@ pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
 
 /// Validates a config given as text; `path` is used for messages and relative paths.
 pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigError> {
-    let doc =
-        layers::parse(path, source).map_err(|d| ConfigError::Invalid(Diagnostics(vec![d])))?;
+    let doc = layers::parse(path, source)?;
     validate(Layered {
         doc,
         sources: Sources::single(path, source),

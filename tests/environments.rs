@@ -1,0 +1,340 @@
+//! Environments from the command line: `render` into `out/<env>/`, `--check` and `--env` per
+//! environment, diagnostics that point into the overlay that set a bad value, and `explain`.
+//! The config is the golden case `tests/golden/environments`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mlplat");
+
+/// A scratch copy of the golden case `environments`, with the example key beside it.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let case = root.join("tests/golden/environments");
+        let config = std::fs::read_to_string(case.join("platform.yaml"))
+            .expect("read")
+            .replace("../../../examples/example.key", "example.key");
+        std::fs::write(dir.path().join("platform.yaml"), config).expect("write");
+        std::fs::create_dir(dir.path().join("env")).expect("mkdir");
+        for f in ["dev.yaml", "prod.yaml"] {
+            std::fs::copy(case.join("env").join(f), dir.path().join("env").join(f)).expect("copy");
+        }
+        std::fs::copy(
+            root.join("examples/example.key"),
+            dir.path().join("example.key"),
+        )
+        .expect("copy key");
+        Workspace { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).expect("write");
+    }
+
+    fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.path(rel)).expect("read");
+        assert!(text.contains(from), "{rel} has no {from:?}");
+        self.write(rel, &text.replacen(from, to, 1));
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .current_dir(self.dir.path())
+            .args(args)
+            .env_remove("MLPLAT_SECRET_KEY")
+            .output()
+            .expect("run mlplat")
+    }
+
+    /// Every file under `out/`, with its bytes.
+    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.path("out")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let bytes = std::fs::read(&p).expect("read");
+                    out.push((p, bytes));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn exits(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(o));
+}
+
+#[test]
+fn render_writes_each_environment_into_its_own_directory() {
+    let ws = Workspace::new();
+    let out = ws.run(&["render", "-c", "platform.yaml", "-o", "out"]);
+    exits(&out, 0);
+    assert_eq!(stderr(&out), "mlplat: wrote out (60 files: dev, prod)\n");
+    let mut top: Vec<String> = std::fs::read_dir(ws.path("out"))
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(
+        top,
+        [".mlplat", "dev", "prod"],
+        "no top-level kustomization"
+    );
+    let ns = |env: &str| {
+        std::fs::read_to_string(ws.path(&format!("out/{env}/mlflow/namespace.yaml")))
+            .expect("namespace")
+    };
+    assert!(ns("dev").contains("name: mlops-dev-mlflow"), "derived name");
+    assert!(
+        ns("prod").contains("name: mlops-mlflow"),
+        "the overlay's name"
+    );
+    let secrets = |env: &str| {
+        std::fs::read(ws.path(&format!("out/{env}/mlflow/secrets.yaml"))).expect("secrets")
+    };
+    assert_ne!(
+        secrets("dev"),
+        secrets("prod"),
+        "each environment its own secrets"
+    );
+}
+
+#[test]
+fn check_works_per_environment_and_for_all() {
+    let ws = Workspace::new();
+    exits(&ws.run(&["render", "-c", "platform.yaml", "-o", "out"]), 0);
+    let check = |env: Option<&str>| {
+        let mut args = vec!["render", "-c", "platform.yaml", "-o", "out", "--check"];
+        args.extend(env.map(|e| ["--env", e]).into_iter().flatten());
+        ws.run(&args)
+    };
+    exits(&check(None), 0);
+    exits(&check(Some("dev")), 0);
+
+    // Edit dev by hand: dev and the whole are stale, prod is not.
+    ws.edit(
+        "out/dev/airflow/values.yaml",
+        "executor:",
+        "# edited\nexecutor:",
+    );
+    let before = ws.snapshot();
+    let all = check(None);
+    exits(&all, 1);
+    assert_eq!(
+        stdout(&all),
+        "out is stale: a fresh render of platform.yaml differs\n  changed: dev/airflow/values.yaml (edited by hand)\nrun `mlplat render -c platform.yaml -o out` to update it\n"
+    );
+    let dev = check(Some("dev"));
+    exits(&dev, 1);
+    assert_eq!(
+        stdout(&dev),
+        "out/dev is stale: a fresh render of platform.yaml (environment dev) differs\n  changed: airflow/values.yaml (edited by hand)\nrun `mlplat render -c platform.yaml -o out --env dev` to update it\n"
+    );
+    exits(&check(Some("prod")), 0);
+    assert_eq!(ws.snapshot(), before, "--check writes nothing");
+
+    // A change to an overlay makes its environment stale, and only it.
+    ws.edit("env/prod.yaml", "storage: 50Gi", "storage: 60Gi");
+    exits(&check(Some("dev")), 1);
+    let prod = check(Some("prod"));
+    exits(&prod, 1);
+    assert!(
+        stdout(&prod).contains("  changed: postgres/statefulset.yaml\n"),
+        "{}",
+        stdout(&prod)
+    );
+
+    // Rendering one environment repairs it alone.
+    exits(
+        &ws.run(&["render", "-c", "platform.yaml", "-o", "out", "--env", "dev"]),
+        0,
+    );
+    exits(&check(Some("dev")), 0);
+    exits(&check(Some("prod")), 1);
+    exits(&ws.run(&["render", "-c", "platform.yaml", "-o", "out"]), 0);
+    exits(&check(None), 0);
+}
+
+#[test]
+fn one_environment_renders_into_a_fresh_directory() {
+    let ws = Workspace::new();
+    let out = ws.run(&[
+        "render",
+        "-c",
+        "platform.yaml",
+        "-o",
+        "out",
+        "--env",
+        "prod",
+    ]);
+    exits(&out, 0);
+    assert!(
+        ws.path("out/.mlplat").is_file(),
+        "out/ is marked as mlplat's"
+    );
+    assert!(ws.path("out/prod/kustomization.yaml").is_file());
+    assert!(!ws.path("out/dev").exists());
+    // The whole render then replaces it.
+    exits(&ws.run(&["render", "-c", "platform.yaml", "-o", "out"]), 0);
+    assert!(ws.path("out/dev/kustomization.yaml").is_file());
+}
+
+#[test]
+fn an_unknown_environment_is_an_error() {
+    let ws = Workspace::new();
+    let out = ws.run(&["render", "-c", "platform.yaml", "--env", "prd"]);
+    exits(&out, 2);
+    assert_eq!(
+        stderr(&out),
+        "error: platform.yaml:5:1: no environment `prd` in this config\n  |\n5 | environments:\n  | ^\n  = help: did you mean `prod`?\n"
+    );
+    assert!(!ws.path("out").exists());
+}
+
+#[test]
+fn a_bad_value_in_an_overlay_is_reported_in_the_overlay() {
+    let ws = Workspace::new();
+    exits(&ws.run(&["render", "-c", "platform.yaml", "-o", "out"]), 0);
+    let before = ws.snapshot();
+    ws.edit(
+        "env/dev.yaml",
+        "dags: {branch: develop}",
+        "dags: {branch: develop}\n    executor: Celery",
+    );
+    ws.edit(
+        "env/prod.yaml",
+        "  mlflow:\n",
+        "  mlflow:\n    replicas: 2\n",
+    );
+    let out = ws.run(&["render", "-c", "platform.yaml", "-o", "out"]);
+    exits(&out, 2);
+    assert_eq!(
+        stderr(&out).trim_end(),
+        include_str!("cli/overlay_problems.txt").trim_end()
+    );
+    assert!(stdout(&out).is_empty());
+    assert_eq!(ws.snapshot(), before, "out/ must be untouched");
+}
+
+#[test]
+fn environments_may_not_share_a_platform_name() {
+    let ws = Workspace::new();
+    ws.edit("env/dev.yaml", "backends:", "platform: mlops\nbackends:");
+    let out = ws.run(&["render", "-c", "platform.yaml", "-o", "out"]);
+    exits(&out, 2);
+    assert_eq!(
+        stderr(&out),
+        "error: platform.yaml: environments: environments `dev` and `prod` both name the platform `mlops`: their namespaces and secrets would be the same\n = help: let each overlay leave `platform` unset (it becomes <platform>-<environment>), or give each its own name\n"
+    );
+}
+
+#[test]
+fn overlay_paths_are_relative_to_the_overlay() {
+    let ws = Workspace::new();
+    ws.write("env/dev-token", "a-dev-token-for-the-dags-repository\n");
+    ws.edit(
+        "env/dev.yaml",
+        "dags: {branch: develop}",
+        "dags:\n      branch: develop\n      credentials: {username: bot, token: {fromFile: dev-token}}",
+    );
+    exits(
+        &ws.run(&["render", "-c", "platform.yaml", "-o", "out", "--env", "dev"]),
+        0,
+    );
+}
+
+#[test]
+fn explain_names_the_file_and_line_that_set_a_value() {
+    let ws = Workspace::new();
+    let explain = |args: &[&str]| {
+        let mut all = vec!["explain", "-c", "platform.yaml"];
+        all.extend_from_slice(args);
+        let out = ws.run(&all);
+        exits(&out, 0);
+        assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(
+        explain(&["--env", "prod", "backends.postgres.inCluster.storage"]),
+        "backends.postgres.inCluster.storage = \"50Gi\"\n  set in env/prod.yaml:7:16\n"
+    );
+    assert_eq!(
+        explain(&["backends.postgres.inCluster.storage"]),
+        "backends.postgres.inCluster.storage = \"5Gi\"\n  set in platform.yaml:10:26\n",
+        "without --env: the base config"
+    );
+    assert_eq!(
+        explain(&["--env", "dev", "tools.jupyterhub.auth.allowedUsers"]),
+        "tools.jupyterhub.auth.allowedUsers[0] = \"alice\"\n  set in platform.yaml:27:22\ntools.jupyterhub.auth.allowedUsers[1] = \"dave\"\n  set in env/dev.yaml:14:23\n"
+    );
+    assert_eq!(
+        explain(&["--env", "prod", "tools.mlflow.ingress"]),
+        "tools.mlflow.ingress.host = \"mlflow.example.com\"\n  set in platform.yaml:23:21\ntools.mlflow.ingress.className = \"nginx\"\n  set in platform.yaml:23:52\ntools.mlflow.ingress.tlsSecret = \"mlflow-tls\"\n  set in env/prod.yaml:17:26\n"
+    );
+    assert_eq!(
+        explain(&["--env", "dev", "platform"]),
+        "platform = \"mlops-dev\"\n  `mlops` set in platform.yaml:3:11, and `-dev`: the environment's name\n"
+    );
+    assert_eq!(
+        explain(&["--env", "dev", "tools.mlflow.ingress.host"]),
+        "tools.mlflow.ingress.host is not set\n  removed by env/dev.yaml:11:5 (`ingress: null`)\n"
+    );
+    assert_eq!(
+        explain(&["--env", "dev", "tools.jupyterhub.vscode.enabled"]),
+        "tools.jupyterhub.vscode.enabled = false\n  set in env/dev.yaml:16:23\n"
+    );
+    assert_eq!(
+        explain(&["--env", "prod", "tools.jupyterhub.vscode.enabled"]),
+        "tools.jupyterhub.vscode.enabled = true\n  default (not set in any file)\n"
+    );
+    assert_eq!(
+        explain(&["tools.mlflow.replicas"]),
+        "tools.mlflow.replicas is not set\n  no file sets it, and the schema gives it no default\n"
+    );
+}
+
+#[test]
+fn explain_rejects_an_unknown_key() {
+    let ws = Workspace::new();
+    let out = ws.run(&["explain", "-c", "platform.yaml", "tools.mlflow.replicaz"]);
+    exits(&out, 2);
+    assert!(stdout(&out).is_empty());
+    assert_eq!(
+        stderr(&out),
+        "error: unknown key `replicaz` in `tools.mlflow`: did you mean `replicas`?\n"
+    );
+    let out = ws.run(&["explain", "-c", "platform.yaml", "tools..mlflow"]);
+    exits(&out, 2);
+    assert_eq!(
+        stderr(&out),
+        "error: `tools..mlflow` is not a key path: write it as in error messages, e.g. tools.airflow.users[0].role\n"
+    );
+}
