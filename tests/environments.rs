@@ -338,3 +338,21 @@ fn explain_rejects_an_unknown_key() {
         "error: `tools..mlflow` is not a key path: write it as in error messages, e.g. tools.airflow.users[0].role\n"
     );
 }
+
+#[test]
+fn commands_without_environment_support_refuse_such_a_config() {
+    let ws = Workspace::new();
+    for (args, command) in [
+        (vec!["plan", "-c", "platform.yaml"], "plan"),
+        (vec!["rotate", "-c", "platform.yaml", "--list"], "rotate"),
+    ] {
+        let out = ws.run(&args);
+        exits(&out, 2);
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: platform.yaml:5:1: `mlplat {command}` does not handle environments yet\n  |\n5 | environments:\n  | ^\n  = help: it would act on the base config alone, which is none of the environments; use a config without environments for it\n"
+            )
+        );
+    }
+}

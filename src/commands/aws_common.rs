@@ -12,7 +12,7 @@ use crate::config::{self, Loaded};
 
 /// The config and what it asks of AWS; `None` (and a note) when it asks nothing.
 pub fn load(path: &std::path::Path, verb: &str) -> anyhow::Result<Option<(Loaded, Desired)>> {
-    let loaded = config::load(path)?;
+    let loaded = config::load_plain(path, verb)?;
     let desired = Desired::from_config(&loaded);
     if desired.is_empty() {
         eprintln!(

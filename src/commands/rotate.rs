@@ -29,7 +29,7 @@ pub enum RotateError {
 }
 
 pub fn run(args: &RotateArgs) -> anyhow::Result<Outcome> {
-    let mut loaded = config::load(&args.config)?;
+    let mut loaded = config::load_plain(&args.config, "rotate")?;
     let before =
         render_full(&loaded).context("internal error while rendering (please report it)")?;
     if args.list {
