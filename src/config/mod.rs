@@ -1,5 +1,6 @@
-//! Stage 1: read `platform.yaml`, check it against the schema, and resolve the values only the
-//! user has (`fromEnv`, `fromFile`). Every problem is collected and reported with its position.
+//! Stage 1: read `platform.yaml` (merged with an environment's overlay: [`layers`]), check it
+//! against the schema, and resolve the values only the user has (`fromEnv`, `fromFile`). Every
+//! problem is collected and reported with its position.
 
 pub mod aws;
 pub mod diagnostic;
