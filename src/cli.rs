@@ -41,6 +41,9 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Print the final value of a config key and the file and line that set it.
     Explain(ExplainArgs),
+    /// Chart archives for `delivery: rendered`: pull them, pin them in the lock file.
+    #[command(subcommand)]
+    Charts(ChartsCommand),
 }
 
 /// Reads the config and the environment's overlay only: nothing is checked, no `fromEnv` or
@@ -56,6 +59,26 @@ pub struct ExplainArgs {
     /// The key, dotted as in error messages: `tools.mlflow.replicas`, `tools.airflow.users[0].role`.
     #[arg(value_name = "KEY")]
     pub key: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChartsCommand {
+    /// Pull each chart the platform uses into the cache (`helm pull`) and pin the sha256 of
+    /// its archive in the lock file. Needs the network; `render` then stays offline.
+    Pull(ChartsPullArgs),
+}
+
+/// Helm is `$MLPLAT_HELM` or `helm` on PATH; the cache is `$MLPLAT_CACHE`, else
+/// `$XDG_CACHE_HOME/mlplat/charts`, else `~/.cache/mlplat/charts`.
+#[derive(Debug, clap::Args)]
+pub struct ChartsPullArgs {
+    /// The platform config (its lock file beside it records the pins).
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+    /// Pin what the repository serves now even where it differs from the pinned archive of
+    /// the same version (a chart republished in place). Review the change first.
+    #[arg(long)]
+    pub update: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,22 +1,26 @@
 //! Stage 5: how each chart reaches the cluster. `flux`: a HelmRepository and a HelmRelease per
 //! chart, with the values inline and the secret values in a Secret the release reads through
 //! `valuesFrom`, so no file but a Secret's holds a secret. `argocd`: see [`argocd`].
+//! `rendered`: see [`rendered`].
 
 pub mod argocd;
+pub mod rendered;
 
 use serde_json::json;
 
-use crate::config::{Delivery, PlatformConfig};
+use crate::config::{Delivery, Loaded};
 use crate::tools::{Component, RenderError};
 use crate::yaml::to_yaml_string;
 
 /// Adds the delivery objects of `component`'s chart, if it has one.
-pub fn deliver(p: &PlatformConfig, component: &mut Component) -> Result<(), RenderError> {
+pub fn deliver(loaded: &Loaded, component: &mut Component) -> Result<(), RenderError> {
+    let p = &loaded.platform;
     let Some(chart) = component.chart.clone() else {
         return Ok(());
     };
     match p.delivery {
         Delivery::Argocd => argocd::deliver(p, component, &chart)?,
+        Delivery::Rendered => rendered::deliver(loaded, component, &chart)?,
         Delivery::Flux => {
             let name = component.name.clone();
             let secret_values_name = format!("{name}-helm-values");

@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod backends;
+pub mod charts;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -9,10 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-const HEADER: &str =
-    "# Written by mlplat (provision, rotate). Commit it beside the config; it holds no secret.\n";
+const HEADER: &str = "# Written by mlplat (provision, rotate, charts pull). Commit it beside the config; it holds no secret.\n";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -22,9 +20,21 @@ pub struct Lock {
     /// AWS resources found or created by `mlplat provision` (owned by the AWS backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<crate::aws::lock::AwsLock>,
-    /// Chart archives pinned by content (owned by the delivery stage).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub charts: Option<Value>,
+    /// Chart archives pinned by content, by tool (owned by `mlplat charts pull`, read by
+    /// `delivery: rendered`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub charts: BTreeMap<String, ChartPin>,
+}
+
+/// One chart archive, pinned: where it came from and the sha256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChartPin {
+    pub repository: String,
+    pub chart: String,
+    pub version: String,
+    /// `sha256:<64 hex>` of the archive `helm pull` wrote.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -136,6 +146,24 @@ mod tests {
         assert_eq!(back, lock);
         assert_eq!(back.generation("airflow/fernet-key"), 2);
         assert_eq!(back.generation("mlflow/flask-secret-key"), 1);
+    }
+
+    #[test]
+    fn chart_pins_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("platform.yaml");
+        let mut lock = Lock::default();
+        lock.charts.insert(
+            "jupyterhub".into(),
+            ChartPin {
+                repository: "https://hub.jupyter.org/helm-chart/".into(),
+                chart: "jupyterhub".into(),
+                version: "4.4.0".into(),
+                sha256: format!("sha256:{}", "ab".repeat(32)),
+            },
+        );
+        lock.save(&config).unwrap();
+        assert_eq!(Lock::load(&config).unwrap(), lock);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::config::Loaded;
 use crate::delivery::deliver;
 use crate::output::Tree;
 use crate::secrets::Deriver;
-use crate::tools::{self, Component, Links, RenderError, render_to};
+use crate::tools::{self, ChartRelease, Component, Links, RenderError, render_to};
 
 /// Renders every enabled component of the platform into a tree of files.
 pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
@@ -37,11 +37,22 @@ pub struct Rendered {
     pub derived: std::collections::BTreeMap<String, crate::secrets::Secret>,
 }
 
-/// [`render`], keeping the Secrets and the derived names.
-pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
+/// Every chart the platform installs, by tool: what `mlplat charts pull` pins.
+pub fn charts(loaded: &Loaded) -> Result<Vec<(String, ChartRelease)>, RenderError> {
+    Ok(components(loaded, &deriver(loaded))?
+        .into_iter()
+        .filter_map(|c| c.chart.map(|chart| (c.name, chart)))
+        .collect())
+}
+
+fn deriver(loaded: &Loaded) -> Deriver {
+    Deriver::new(&loaded.key, &loaded.platform.platform)
+        .with_generations(loaded.lock.secrets.generations.clone())
+}
+
+/// Each enabled tool and backend, built, before delivery.
+fn components(loaded: &Loaded, deriver: &Deriver) -> Result<Vec<Component>, RenderError> {
     let p = &loaded.platform;
-    let deriver = Deriver::new(&loaded.key, &p.platform)
-        .with_generations(loaded.lock.secrets.generations.clone());
     let mut backends = Backends::resolve(loaded);
     let links = Links::new(loaded);
     let mut components: Vec<Component> = Vec::new();
@@ -49,13 +60,13 @@ pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
         components.push(tools::airflow::build(
             loaded,
             cfg,
-            &deriver,
+            deriver,
             &mut backends,
             &links,
         )?);
     }
     if let Some(cfg) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
-        components.push(tools::mlflow::build(loaded, cfg, &deriver, &mut backends)?);
+        components.push(tools::mlflow::build(loaded, cfg, deriver, &mut backends)?);
     }
     if let Some(cfg) = p
         .tools
@@ -66,19 +77,28 @@ pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
         components.push(tools::jupyterhub::build(
             loaded,
             cfg,
-            &deriver,
+            deriver,
             &mut backends,
             &links,
         )?);
     }
-    if let Some(pg) = backends.render_postgres(loaded, &deriver)? {
+    if let Some(pg) = backends.render_postgres(loaded, deriver)? {
         components.insert(0, pg);
     }
+    Ok(components)
+}
+
+/// [`render`], keeping the Secrets and the derived names.
+pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
+    let deriver = deriver(loaded);
+    let components = components(loaded, &deriver)?;
     let mut tree = Tree::new();
     let mut dirs = Vec::new();
     let mut secrets = Vec::new();
+    let mut crds = Vec::new();
     for mut c in components {
-        deliver(p, &mut c)?;
+        deliver(loaded, &mut c)?;
+        crds.extend(c.crds.drain(..).map(|crd| (c.name.clone(), crd)));
         crate::secret_delivery::apply(loaded, &deriver, &mut c)?;
         secrets.append(&mut c.secret_objects);
         let kustomization = c.kustomization()?;
@@ -95,6 +115,18 @@ pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
             false,
         );
         dirs.push(c.name);
+    }
+    // The charts' CRDs, once each, listed first: `kubectl apply -k out/crds` installs them
+    // before the objects that need them (see the README).
+    let crd_files = crate::delivery::rendered::crd_files(&crds)?;
+    if !crd_files.is_empty() {
+        let names: Vec<&str> = crd_files.iter().map(|(n, _)| n.as_str()).collect();
+        let k = render_to("kustomization.yaml", &json!({"resources": names}))?;
+        tree.insert("crds/kustomization.yaml", k.into_bytes(), false);
+        for (name, text) in &crd_files {
+            tree.insert(&format!("crds/{name}"), text.clone().into_bytes(), false);
+        }
+        dirs.insert(0, "crds".to_owned());
     }
     let root = render_to("kustomization.yaml", &json!({"resources": dirs}))?;
     tree.insert("kustomization.yaml", root.into_bytes(), false);

@@ -14,22 +14,24 @@ use crate::output::Tree;
 use crate::{config, render};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let internal = "internal error while rendering (please report it)";
     let (tree, dir) = match &args.env {
         Some(env) => {
             let loaded = config::load_env(&args.config, env)?;
             (
-                render::render(&loaded).context(internal)?,
+                render::render(&loaded).map_err(super::render_error)?,
                 args.out.join(env),
             )
         }
         None if config::environment_names(&args.config)?.is_empty() => {
             let loaded = config::load(&args.config)?;
-            (render::render(&loaded).context(internal)?, args.out.clone())
+            (
+                render::render(&loaded).map_err(super::render_error)?,
+                args.out.clone(),
+            )
         }
         None => {
             let envs = config::load_all(&args.config)?;
-            let tree = render::render_environments(&envs).context(internal)?;
+            let tree = render::render_environments(&envs).map_err(super::render_error)?;
             (tree, args.out.clone())
         }
     };

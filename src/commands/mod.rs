@@ -1,6 +1,7 @@
 //! The commands. Each returns what happened; `main` turns it into an exit code.
 
 mod aws_common;
+pub mod charts;
 pub mod destroy;
 pub mod diff;
 pub mod explain;
@@ -11,6 +12,7 @@ pub mod render;
 pub mod rotate;
 
 use crate::cli::{Cli, Command};
+use crate::tools::RenderError;
 pub use aws_common::parse_duration;
 
 /// How a successful command ended.
@@ -42,5 +44,18 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Destroy(args) => destroy::run(&args),
         Command::Rotate(args) => rotate::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Charts(args) => charts::run(&args),
+    }
+}
+
+/// A failed render as the user sees it: a chart problem or a backend not provisioned yet is
+/// theirs to fix and says how; any other failure is a bug in mlplat.
+pub(crate) fn render_error(err: RenderError) -> anyhow::Error {
+    match err {
+        RenderError::Chart(e) => e.into(),
+        e @ RenderError::Unprovisioned(_) => anyhow::Error::new(e),
+        other => {
+            anyhow::Error::new(other).context("internal error while rendering (please report it)")
+        }
     }
 }

@@ -52,14 +52,7 @@ struct Target {
 }
 
 fn render_tree(loaded: &Loaded) -> anyhow::Result<Tree> {
-    render::render(loaded).map_err(internal)
-}
-
-fn internal(e: crate::tools::RenderError) -> anyhow::Error {
-    match e {
-        crate::tools::RenderError::Unprovisioned(_) => anyhow::Error::new(e),
-        e => anyhow::Error::new(e).context("internal error while rendering (please report it)"),
-    }
+    render::render(loaded).map_err(super::render_error)
 }
 
 /// One platform: the config without environments, or the environment `--env` names.
@@ -88,7 +81,7 @@ fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Resul
 /// Every environment, each into `out/<env>/`, written (or checked) as one tree.
 fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let envs = config::load_all(&args.config)?;
-    let tree = render::render_environments(&envs).map_err(internal)?;
+    let tree = render::render_environments(&envs).map_err(super::render_error)?;
     let target = Target {
         dir: args.out.clone(),
         rerun: format!(

@@ -30,8 +30,7 @@ pub enum RotateError {
 
 pub fn run(args: &RotateArgs) -> anyhow::Result<Outcome> {
     let mut loaded = config::load_plain(&args.config, "rotate")?;
-    let before =
-        render_full(&loaded).context("internal error while rendering (please report it)")?;
+    let before = render_full(&loaded).map_err(super::render_error)?;
     if args.list {
         print!("{}", list(&loaded, &before));
         return Ok(Outcome::Clean);

@@ -48,6 +48,9 @@ pub enum Delivery {
     #[default]
     Flux,
     Argocd,
+    /// The charts inflated by `helm template` into plain manifests: see
+    /// [`crate::delivery::rendered`].
+    Rendered,
 }
 
 /// Where the Argo CD Applications live (`delivery: argocd`).
@@ -436,7 +439,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 }
 
 /// [`load`], for a command that does not handle environments yet (`plan`, `provision`,
-/// `destroy`, `rotate`): a config that declares some is an error, not a silent use of the base.
+/// `destroy`, `rotate`, `charts pull`): a config that declares some is an error, not a silent use of the base.
 pub fn load_plain(path: &Path, command: &str) -> Result<Loaded, ConfigError> {
     let layered = layers::read_layers(path, None)?;
     if let Some(at) = layered.doc.key_pos("", "environments") {
@@ -716,6 +719,18 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
             .airflow
             .as_ref()
             .is_some_and(|a| p.enabled("airflow") && a.flavor == AirflowFlavor::Community);
+    if p.secrets.mode == SecretMode::ExternalSecrets
+        && p.delivery == Delivery::Rendered
+        && chart_secrets
+    {
+        out.push(
+            ctx.diag(
+                "/secrets/mode",
+                "with `delivery: rendered` the charts' secret values (JupyterHub's keys, the community Airflow chart's keys) end up in the Secrets `helm template` writes to out/, which `external-secrets` forbids",
+            )
+            .help("use delivery: flux, whose HelmRelease reads them from a Secret"),
+        );
+    }
     if p.secrets.mode == SecretMode::ExternalSecrets
         && p.delivery == Delivery::Argocd
         && chart_secrets

@@ -1,6 +1,6 @@
 //! Stage 4: each tool's fully resolved objects. A tool builds a [`Component`]: its namespace,
 //! Secrets, own manifests, and — for Helm-packaged tools — a [`ChartRelease`] that the
-//! delivery stage turns into Flux objects.
+//! delivery stage turns into Flux or Argo CD objects, or inflates with Helm.
 
 pub mod airflow;
 pub mod jupyterhub;
@@ -28,6 +28,9 @@ pub enum RenderError {
     /// A backend the render needs is not there yet (the user's to fix, not a bug).
     #[error("{0}")]
     Unprovisioned(String),
+    /// A chart archive or Helm itself (`delivery: rendered`): the user's to fix, not a bug.
+    #[error(transparent)]
+    Chart(#[from] crate::charts::ChartError),
 }
 
 /// Checks that a rendered template is YAML. Templates are fixed at build time and every value
@@ -141,6 +144,9 @@ pub struct Component {
     /// Every Secret the component needs, by the file it is written to; the secret delivery
     /// mode decides what that file holds (see [`crate::secret_delivery`]).
     pub secret_objects: Vec<crate::secret_delivery::SecretObject>,
+    /// CustomResourceDefinitions its chart brings (`delivery: rendered`): written once for the
+    /// whole platform, under `crds/`.
+    pub crds: Vec<Value>,
 }
 
 impl Component {
@@ -153,6 +159,7 @@ impl Component {
             files: Vec::new(),
             chart: None,
             secret_objects: Vec::new(),
+            crds: Vec::new(),
         };
         let text = c.render_checked(
             "namespace.yaml",
@@ -220,6 +227,11 @@ impl Component {
         }
         self.push(file, text.clone(), true, true);
         Ok(text)
+    }
+
+    /// A resource file that mlplat did not template (a chart's manifests, as Helm made them).
+    pub fn chart_file(&mut self, name: &str, text: String, secret: bool) {
+        self.push(name, text, secret, true);
     }
 
     /// A file that is not applied (for example the chart values, for reading and for Helm).

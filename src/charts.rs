@@ -1,0 +1,433 @@
+//! Chart archives for `delivery: rendered`, and the `helm` binary that handles them.
+//!
+//! Fetching and rendering are apart, so that `render` stays offline and deterministic:
+//! `mlplat charts pull` runs `helm pull` once per chart into a cache, and pins each archive in
+//! the lock file by the sha256 of its bytes; `render` finds the archive in the cache, checks it
+//! against the lock (a mismatch is an error naming both digests), and runs `helm template` on
+//! it. Helm is `$MLPLAT_HELM`, or `helm` on `PATH`; the cache is `$MLPLAT_CACHE`, else
+//! `$XDG_CACHE_HOME/mlplat/charts`, else `~/.cache/mlplat/charts`. Archives in the cache are
+//! named by content (`<chart>-<version>-<digest prefix>.tgz`), so several platforms share it.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::lock::ChartPin;
+use crate::tools::ChartRelease;
+
+/// The environment variable naming the `helm` binary.
+pub const HELM_ENV: &str = "MLPLAT_HELM";
+/// The environment variable naming the chart cache directory.
+pub const CACHE_ENV: &str = "MLPLAT_CACHE";
+
+/// What can go wrong with a chart archive or with Helm: the user's to fix, never a bug.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error(
+        "{tool}: chart {chart} is not pinned in {}: run `mlplat charts pull -c {}` (it needs the network once) and commit the lock file",
+        lock.display(), config.display()
+    )]
+    NotPinned {
+        tool: String,
+        chart: String,
+        lock: PathBuf,
+        config: PathBuf,
+    },
+    #[error(
+        "{tool}: {} pins chart {pinned}, but the config asks for chart {wanted}: run `mlplat charts pull -c {}` to pin it",
+        lock.display(), config.display()
+    )]
+    PinDiffers {
+        tool: String,
+        pinned: String,
+        wanted: String,
+        lock: PathBuf,
+        config: PathBuf,
+    },
+    #[error(
+        "{tool}: the archive of chart {chart} is not in the cache ({}): run `mlplat charts pull -c {}` to fetch it (it checks the download against the lock)",
+        path.display(), config.display()
+    )]
+    NotCached {
+        tool: String,
+        chart: String,
+        path: PathBuf,
+        config: PathBuf,
+    },
+    #[error(
+        "{tool}: the archive of chart {chart} ({}) has {actual}, but {} pins {expected}: it changed since it was pinned. Run `mlplat charts pull -c {}` to fetch the pinned archive again (it replaces the changed one)",
+        path.display(), lock.display(), config.display()
+    )]
+    DigestMismatch {
+        tool: String,
+        chart: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+        lock: PathBuf,
+        config: PathBuf,
+    },
+    #[error(
+        "{tool}: the repository now serves chart {chart} with {actual}, but {} pins {expected}: the chart was republished under the same version. Review the new archive ({}), then run `mlplat charts pull --update -c {}` to pin it",
+        lock.display(), path.display(), config.display()
+    )]
+    Republished {
+        tool: String,
+        chart: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+        lock: PathBuf,
+        config: PathBuf,
+    },
+    #[error(
+        "cannot run `{}`: {source}; install Helm 3 or later, or set {HELM_ENV} to its path",
+        program.to_string_lossy()
+    )]
+    HelmMissing {
+        program: OsString,
+        source: std::io::Error,
+    },
+    #[error("{tool}: `helm {command}` failed ({status}):\n{stderr}")]
+    HelmFailed {
+        tool: String,
+        command: String,
+        status: std::process::ExitStatus,
+        /// Helm's own message, with every secret value of the chart replaced by `[redacted]`.
+        stderr: String,
+    },
+    #[error("{tool}: `helm pull` of chart {chart} wrote {found} archives into {}, expected one", dir.display())]
+    PullOutput {
+        tool: String,
+        chart: String,
+        dir: PathBuf,
+        found: usize,
+    },
+    #[error("{tool}: `helm template` of chart {chart} printed {message}")]
+    BadManifest {
+        tool: String,
+        chart: String,
+        message: String,
+    },
+    #[error(
+        "charts {first} and {second} both define CustomResourceDefinition {name}, differently: pin chart versions that agree on it"
+    )]
+    CrdConflict {
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "cannot find a cache directory for chart archives: set {CACHE_ENV} (or XDG_CACHE_HOME, or HOME)"
+    )]
+    NoCacheDir,
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ChartError + '_ {
+    move |source| ChartError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `airflow 1.18.0 from https://airflow.apache.org`, for messages.
+pub fn label(chart: &ChartRelease) -> String {
+    format!(
+        "{} {} from {}",
+        chart.chart, chart.version, chart.repository
+    )
+}
+
+fn pin_label(pin: &ChartPin) -> String {
+    format!("{} {} from {}", pin.chart, pin.version, pin.repository)
+}
+
+/// Whether `pin` is the pin of `chart` (same repository, name and version).
+pub fn pins(pin: &ChartPin, chart: &ChartRelease) -> bool {
+    pin.repository == chart.repository && pin.chart == chart.chart && pin.version == chart.version
+}
+
+/// The `helm` to run: `$MLPLAT_HELM`, else `helm` on `PATH`.
+pub fn helm_program() -> OsString {
+    std::env::var_os(HELM_ENV)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "helm".into())
+}
+
+/// The chart cache: `$MLPLAT_CACHE`, `$XDG_CACHE_HOME/mlplat/charts` or `~/.cache/mlplat/charts`.
+pub fn cache_dir() -> Result<PathBuf, ChartError> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var(CACHE_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("mlplat").join("charts"));
+    }
+    var("HOME")
+        .map(|home| {
+            PathBuf::from(home)
+                .join(".cache")
+                .join("mlplat")
+                .join("charts")
+        })
+        .ok_or(ChartError::NoCacheDir)
+}
+
+/// `sha256:<64 hex>` of some bytes.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", crate::index::sha256(bytes))
+}
+
+/// Where the cache keeps the archive `pin` names.
+pub fn archive_path(cache: &Path, pin: &ChartPin) -> PathBuf {
+    let hex = pin.sha256.strip_prefix("sha256:").unwrap_or(&pin.sha256);
+    let short: String = hex.chars().take(16).collect();
+    cache.join(format!("{}-{}-{short}.tgz", pin.chart, pin.version))
+}
+
+/// Paths the errors of [`verified_archive`] point the user to.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub config: &'a Path,
+    pub lock: &'a Path,
+    pub cache: &'a Path,
+}
+
+/// The cached archive of `tool`'s chart, once its bytes match the lock.
+pub fn verified_archive(
+    cx: &Context<'_>,
+    tool: &str,
+    chart: &ChartRelease,
+    pin: Option<&ChartPin>,
+) -> Result<PathBuf, ChartError> {
+    let Some(pin) = pin else {
+        return Err(ChartError::NotPinned {
+            tool: tool.to_owned(),
+            chart: label(chart),
+            lock: cx.lock.to_path_buf(),
+            config: cx.config.to_path_buf(),
+        });
+    };
+    if !pins(pin, chart) {
+        return Err(ChartError::PinDiffers {
+            tool: tool.to_owned(),
+            pinned: pin_label(pin),
+            wanted: label(chart),
+            lock: cx.lock.to_path_buf(),
+            config: cx.config.to_path_buf(),
+        });
+    }
+    let path = archive_path(cx.cache, pin);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ChartError::NotCached {
+                tool: tool.to_owned(),
+                chart: label(chart),
+                path,
+                config: cx.config.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let actual = digest(&bytes);
+    if actual != pin.sha256 {
+        return Err(ChartError::DigestMismatch {
+            tool: tool.to_owned(),
+            chart: label(chart),
+            path,
+            expected: pin.sha256.clone(),
+            actual,
+            lock: cx.lock.to_path_buf(),
+            config: cx.config.to_path_buf(),
+        });
+    }
+    Ok(path)
+}
+
+/// Runs `helm pull` for `chart` into the cache and returns the pin of what it wrote.
+pub fn pull(
+    helm: &OsString,
+    cache: &Path,
+    tool: &str,
+    chart: &ChartRelease,
+) -> Result<ChartPin, ChartError> {
+    std::fs::create_dir_all(cache).map_err(io(cache))?;
+    // A fresh directory beside the cache's archives: helm writes one file, renamed into place.
+    let tmp = tempfile::Builder::new()
+        .prefix(".pull-")
+        .tempdir_in(cache)
+        .map_err(io(cache))?;
+    let mut cmd = Command::new(helm);
+    cmd.arg("pull");
+    if chart.repository.starts_with("oci://") {
+        cmd.arg(format!(
+            "{}/{}",
+            chart.repository.trim_end_matches('/'),
+            chart.chart
+        ));
+    } else {
+        cmd.arg(&chart.chart).arg("--repo").arg(&chart.repository);
+    }
+    cmd.arg("--version")
+        .arg(&chart.version)
+        .arg("--destination")
+        .arg(tmp.path());
+    run(helm, cmd, tool, &format!("pull {}", label(chart)), &[])?;
+    let archives: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+        .map_err(io(tmp.path()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .collect();
+    let [archive] = archives.as_slice() else {
+        return Err(ChartError::PullOutput {
+            tool: tool.to_owned(),
+            chart: label(chart),
+            dir: cache.to_path_buf(),
+            found: archives.len(),
+        });
+    };
+    let bytes = std::fs::read(archive).map_err(io(archive))?;
+    let pin = ChartPin {
+        repository: chart.repository.clone(),
+        chart: chart.chart.clone(),
+        version: chart.version.clone(),
+        sha256: digest(&bytes),
+    };
+    let dest = archive_path(cache, &pin);
+    std::fs::rename(archive, &dest).map_err(io(&dest))?;
+    Ok(pin)
+}
+
+/// Runs `helm template` on a verified archive with `values` (written to a private temporary
+/// file, removed afterwards) and returns the manifests Helm printed. `secrets` are the strings
+/// to hide from Helm's error messages.
+pub fn template(
+    tool: &str,
+    chart: &ChartRelease,
+    archive: &Path,
+    namespace: &str,
+    values: &Value,
+    secrets: &[String],
+) -> Result<String, ChartError> {
+    let helm = helm_program();
+    // tempfile creates it 0600 and deletes it on drop, error or not.
+    let mut file = tempfile::Builder::new()
+        .prefix("mlplat-values-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(io(&std::env::temp_dir()))?;
+    let text = values.to_string();
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(io(file.path()))?;
+    let mut cmd = Command::new(&helm);
+    cmd.arg("template")
+        .arg(tool)
+        .arg(archive)
+        .arg("--namespace")
+        .arg(namespace)
+        .arg("--values")
+        .arg(file.path())
+        .arg("--include-crds");
+    let out = run(
+        &helm,
+        cmd,
+        tool,
+        &format!("template {}", label(chart)),
+        secrets,
+    )?;
+    String::from_utf8(out).map_err(|_| ChartError::BadManifest {
+        tool: tool.to_owned(),
+        chart: label(chart),
+        message: "output that is not UTF-8".to_owned(),
+    })
+}
+
+fn run(
+    helm: &OsString,
+    mut cmd: Command,
+    tool: &str,
+    what: &str,
+    secrets: &[String],
+) -> Result<Vec<u8>, ChartError> {
+    let out = cmd.output().map_err(|source| ChartError::HelmMissing {
+        program: helm.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        let mut stderr = String::from_utf8_lossy(&out.stderr).trim_end().to_owned();
+        for s in secrets {
+            stderr = stderr.replace(s.as_str(), "[redacted]");
+        }
+        return Err(ChartError::HelmFailed {
+            tool: tool.to_owned(),
+            command: what.to_owned(),
+            status: out.status,
+            stderr,
+        });
+    }
+    Ok(out.stdout)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chart() -> ChartRelease {
+        ChartRelease {
+            repository: "https://charts.example.com".into(),
+            chart: "demo".into(),
+            version: "1.2.3".into(),
+            values: json!({}),
+            secret_values: json!({}),
+        }
+    }
+
+    #[test]
+    fn a_cached_archive_is_checked_against_its_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, lock) = (Path::new("p.yaml"), Path::new("p.lock.yaml"));
+        let cx = Context {
+            config,
+            lock,
+            cache: dir.path(),
+        };
+        let err = verified_archive(&cx, "demo", &chart(), None).unwrap_err();
+        assert!(matches!(err, ChartError::NotPinned { .. }), "{err}");
+        let pin = ChartPin {
+            repository: "https://charts.example.com".into(),
+            chart: "demo".into(),
+            version: "1.2.3".into(),
+            sha256: digest(b"archive"),
+        };
+        let err = verified_archive(&cx, "demo", &chart(), Some(&pin)).unwrap_err();
+        assert!(matches!(err, ChartError::NotCached { .. }), "{err}");
+        std::fs::write(archive_path(dir.path(), &pin), b"archive").unwrap();
+        verified_archive(&cx, "demo", &chart(), Some(&pin)).unwrap();
+        std::fs::write(archive_path(dir.path(), &pin), b"archivE").unwrap();
+        let err = verified_archive(&cx, "demo", &chart(), Some(&pin))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&pin.sha256) && err.contains(&digest(b"archivE")),
+            "{err}"
+        );
+        let older = ChartPin {
+            version: "1.2.2".into(),
+            ..pin
+        };
+        let err = verified_archive(&cx, "demo", &chart(), Some(&older)).unwrap_err();
+        assert!(matches!(err, ChartError::PinDiffers { .. }), "{err}");
+    }
+}

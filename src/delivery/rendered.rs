@@ -1,0 +1,238 @@
+//! `delivery: rendered`: each chart inflated by `helm template` into plain manifests, so that
+//! `kubectl apply -k out/` needs no controller in the cluster.
+//!
+//! The chart archive comes from the cache, checked against the lock first (see
+//! [`crate::charts`]). Helm's output is re-emitted by mlplat's own YAML writer, one file per
+//! kind under `out/<tool>/chart/`, objects sorted by namespace and name, so the bytes depend on
+//! the chart and the values only. Namespaced objects without a namespace get the tool's.
+//!
+//! - Secrets go to `chart/secret.yaml`, written 0600; so does any other file that holds one of
+//!   the chart's secret values.
+//! - Helm hooks: install and upgrade hooks (`pre-install`, `post-upgrade`, …: database
+//!   migrations, for one) are kept as plain resources, applied with everything else; hooks that
+//!   only run on `helm test`, delete or rollback are dropped, as kubectl has no such events.
+//! - CustomResourceDefinitions are taken out of the tool's directory: the render writes them
+//!   once for the whole platform under `out/crds/`, listed first (see [`crate::render`]).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::charts::{self, ChartError};
+use crate::config::Loaded;
+use crate::tools::{ChartRelease, Component, RenderError, merge};
+use crate::yaml;
+
+/// The hook events that also happen on `kubectl apply`: hooks on them are kept.
+const KEPT_HOOKS: &[&str] = &["pre-install", "post-install", "pre-upgrade", "post-upgrade"];
+
+/// Built-in kinds that live outside namespaces.
+const CLUSTER_SCOPED: &[&str] = &[
+    "APIService",
+    "CertificateSigningRequest",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CSIDriver",
+    "CSINode",
+    "CustomResourceDefinition",
+    "FlowSchema",
+    "IngressClass",
+    "MutatingWebhookConfiguration",
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "PriorityClass",
+    "PriorityLevelConfiguration",
+    "RuntimeClass",
+    "StorageClass",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration",
+    "VolumeAttachment",
+];
+
+/// Adds the inflated chart to `component`: `chart/<kind>.yaml` files, and its CRDs to
+/// `component.crds`.
+pub fn deliver(
+    loaded: &Loaded,
+    component: &mut Component,
+    chart: &ChartRelease,
+) -> Result<(), RenderError> {
+    let tool = component.name.clone();
+    let cache = charts::cache_dir()?;
+    let lock_path = crate::lock::path_for(&loaded.file);
+    let cx = charts::Context {
+        config: &loaded.file,
+        lock: &lock_path,
+        cache: &cache,
+    };
+    let archive = charts::verified_archive(&cx, &tool, chart, loaded.lock.charts.get(&tool))?;
+    // As Flux merges them: the secret values first, the others over them.
+    let mut values = chart.secret_values.clone();
+    merge(&mut values, &chart.values);
+    let secrets = secret_strings(&chart.secret_values);
+    let text = charts::template(
+        &tool,
+        chart,
+        &archive,
+        &component.namespace,
+        &values,
+        &secrets,
+    )?;
+    let bad = |message: String| ChartError::BadManifest {
+        tool: tool.clone(),
+        chart: charts::label(chart),
+        message,
+    };
+    let docs = yaml::parse_documents(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+    let objects: Vec<Value> = docs
+        .iter()
+        .map(|d| d.to_json())
+        .filter(|d| !d.is_null())
+        .collect();
+    // Kinds this chart defines as cluster-scoped, from its own CRDs.
+    let cluster_kinds: Vec<String> = objects
+        .iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition" && o["spec"]["scope"] == "Cluster")
+        .filter_map(|o| o["spec"]["names"]["kind"].as_str().map(str::to_owned))
+        .collect();
+    let mut by_kind: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for mut obj in objects {
+        let (Some(kind), Some(_)) = (
+            obj["kind"].as_str().map(str::to_owned),
+            obj["metadata"]["name"].as_str(),
+        ) else {
+            return Err(bad(format!(
+                "an object without kind or metadata.name: {}",
+                describe(&obj)
+            ))
+            .into());
+        };
+        if !keep_hook(&obj) {
+            continue;
+        }
+        if kind == "CustomResourceDefinition" {
+            component.crds.push(obj);
+            continue;
+        }
+        let namespaced = !CLUSTER_SCOPED.contains(&kind.as_str()) && !cluster_kinds.contains(&kind);
+        if namespaced && obj["metadata"]["namespace"].is_null() {
+            obj["metadata"]["namespace"] = json!(component.namespace);
+        }
+        by_kind.entry(kind.to_lowercase()).or_default().push(obj);
+    }
+    for (kind, mut objs) in by_kind {
+        objs.sort_by_key(sort_key);
+        let text = yaml::to_yaml_documents(&objs);
+        let secret = kind == "secret" || secrets.iter().any(|s| text.contains(s.as_str()));
+        component.chart_file(&format!("chart/{kind}.yaml"), text, secret);
+    }
+    Ok(())
+}
+
+/// Whether a rendered object stays: anything but a hook that never runs on `kubectl apply`.
+fn keep_hook(obj: &Value) -> bool {
+    match obj["metadata"]["annotations"]["helm.sh/hook"].as_str() {
+        None => true,
+        Some(events) => events.split(',').any(|e| KEPT_HOOKS.contains(&e.trim())),
+    }
+}
+
+fn sort_key(obj: &Value) -> (String, String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    (
+        s(&obj["metadata"]["namespace"]),
+        s(&obj["metadata"]["name"]),
+        s(&obj["apiVersion"]),
+    )
+}
+
+fn describe(obj: &Value) -> String {
+    let text = obj.to_string();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Every string among the chart's secret values long enough to be a secret (short ones, such
+/// as a user name or `true`, would match anywhere).
+fn secret_strings(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.len() >= 8 => out.push(s.clone()),
+            Value::Array(a) => stack.extend(a),
+            Value::Object(m) => stack.extend(m.values()),
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The platform's CRDs from every chart, one file each under `crds/`, deduplicated by name:
+/// `(file name, text)` sorted by name. Two charts that define one CRD differently are an error.
+pub fn crd_files(crds: &[(String, Value)]) -> Result<Vec<(String, String)>, ChartError> {
+    let mut by_name: BTreeMap<String, (&str, &Value)> = BTreeMap::new();
+    for (tool, crd) in crds {
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+        match by_name.get(name) {
+            Some((first, other)) if *other != crd => {
+                return Err(ChartError::CrdConflict {
+                    name: name.to_owned(),
+                    first: (*first).to_owned(),
+                    second: tool.clone(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                by_name.insert(name.to_owned(), (tool, crd));
+            }
+        }
+    }
+    Ok(by_name
+        .into_iter()
+        .map(|(name, (_, crd))| (format!("{name}.yaml"), yaml::to_yaml_string(crd)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hooks_kubectl_can_run_are_kept() {
+        let hook = |h: &str| json!({"metadata": {"annotations": {"helm.sh/hook": h}}});
+        assert!(keep_hook(&json!({"metadata": {}})));
+        assert!(keep_hook(&hook("pre-install,pre-upgrade")));
+        assert!(keep_hook(&hook("post-delete, post-upgrade")));
+        assert!(!keep_hook(&hook("test")));
+        assert!(!keep_hook(&hook("test-success")));
+        assert!(!keep_hook(&hook("pre-delete,pre-rollback")));
+    }
+
+    #[test]
+    fn one_crd_from_two_charts_is_written_once_unless_they_differ() {
+        let crd = |v: &str| json!({"metadata": {"name": "w.example.com"}, "spec": {"v": v}});
+        let same = [("a".to_owned(), crd("1")), ("b".to_owned(), crd("1"))];
+        assert_eq!(crd_files(&same).map(|f| f.len()).ok(), Some(1));
+        let differ = [("a".to_owned(), crd("1")), ("b".to_owned(), crd("2"))];
+        assert!(matches!(
+            crd_files(&differ),
+            Err(ChartError::CrdConflict { .. })
+        ));
+    }
+
+    #[test]
+    fn secret_strings_skip_short_values() {
+        let v =
+            json!({"a": {"token": "0123456789abcdef", "user": "admin"}, "l": ["longer-than-8"]});
+        assert_eq!(
+            secret_strings(&v),
+            vec!["0123456789abcdef", "longer-than-8"]
+        );
+    }
+}
