@@ -103,7 +103,7 @@ pub fn deliver(
             obj["metadata"]["name"].as_str(),
         ) else {
             return Err(bad(format!(
-                "an object without kind or metadata.name: {}",
+                "an object without kind or metadata.name ({})",
                 describe(&obj)
             ))
             .into());
@@ -147,11 +147,14 @@ fn sort_key(obj: &Value) -> (String, String, String) {
     )
 }
 
+/// What a malformed object is, without its values (which may be secrets).
 fn describe(obj: &Value) -> String {
-    let text = obj.to_string();
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+    match obj {
+        Value::Object(m) => {
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            format!("a mapping with keys {}", keys.join(", "))
+        }
+        other => format!("a {}", if other.is_array() { "list" } else { "scalar" }),
     }
 }
 
