@@ -28,23 +28,21 @@ pub const CACHE_ENV: &str = "MLPLAT_CACHE";
 pub enum ChartError {
     #[error(
         "{tool}: chart {chart} is not pinned in {}: run `mlplat charts pull -c {}` (it needs the network once) and commit the lock file",
-        lock.display(), config.display()
+        lock_of(config).display(), config.display()
     )]
     NotPinned {
         tool: String,
         chart: String,
-        lock: PathBuf,
         config: PathBuf,
     },
     #[error(
         "{tool}: {} pins chart {pinned}, but the config asks for chart {wanted}: run `mlplat charts pull -c {}` to pin it",
-        lock.display(), config.display()
+        lock_of(config).display(), config.display()
     )]
     PinDiffers {
         tool: String,
         pinned: String,
         wanted: String,
-        lock: PathBuf,
         config: PathBuf,
     },
     #[error(
@@ -58,29 +56,25 @@ pub enum ChartError {
         config: PathBuf,
     },
     #[error(
-        "{tool}: the archive of chart {chart} ({}) has {actual}, but {} pins {expected}: it changed since it was pinned. Run `mlplat charts pull -c {}` to fetch the pinned archive again (it replaces the changed one)",
-        path.display(), lock.display(), config.display()
+        "{tool}: the archive of chart {chart} ({}) has {}, but {} pins {}: it changed since it was pinned. Run `mlplat charts pull -c {}` to fetch the pinned archive again (it replaces the changed one)",
+        path.display(), digests.actual, lock_of(config).display(), digests.pinned, config.display()
     )]
     DigestMismatch {
         tool: String,
         chart: String,
         path: PathBuf,
-        expected: String,
-        actual: String,
-        lock: PathBuf,
+        digests: Box<Digests>,
         config: PathBuf,
     },
     #[error(
-        "{tool}: the repository now serves chart {chart} with {actual}, but {} pins {expected}: the chart was republished under the same version. Review the new archive ({}), then run `mlplat charts pull --update -c {}` to pin it",
-        lock.display(), path.display(), config.display()
+        "{tool}: the repository now serves chart {chart} with {}, but {} pins {}: the chart was republished under the same version. Review the new archive ({}), then run `mlplat charts pull --update -c {}` to pin it",
+        digests.actual, lock_of(config).display(), digests.pinned, path.display(), config.display()
     )]
     Republished {
         tool: String,
         chart: String,
         path: PathBuf,
-        expected: String,
-        actual: String,
-        lock: PathBuf,
+        digests: Box<Digests>,
         config: PathBuf,
     },
     #[error(
@@ -129,6 +123,17 @@ pub enum ChartError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The sha256 a lock pins and the one an archive has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    pub pinned: String,
+    pub actual: String,
+}
+
+fn lock_of(config: &Path) -> PathBuf {
+    crate::lock::path_for(config)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ChartError + '_ {
@@ -197,7 +202,6 @@ pub fn archive_path(cache: &Path, pin: &ChartPin) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
     pub config: &'a Path,
-    pub lock: &'a Path,
     pub cache: &'a Path,
 }
 
@@ -212,7 +216,6 @@ pub fn verified_archive(
         return Err(ChartError::NotPinned {
             tool: tool.to_owned(),
             chart: label(chart),
-            lock: cx.lock.to_path_buf(),
             config: cx.config.to_path_buf(),
         });
     };
@@ -221,7 +224,6 @@ pub fn verified_archive(
             tool: tool.to_owned(),
             pinned: pin_label(pin),
             wanted: label(chart),
-            lock: cx.lock.to_path_buf(),
             config: cx.config.to_path_buf(),
         });
     }
@@ -244,9 +246,10 @@ pub fn verified_archive(
             tool: tool.to_owned(),
             chart: label(chart),
             path,
-            expected: pin.sha256.clone(),
-            actual,
-            lock: cx.lock.to_path_buf(),
+            digests: Box::new(Digests {
+                pinned: pin.sha256.clone(),
+                actual,
+            }),
             config: cx.config.to_path_buf(),
         });
     }
@@ -397,10 +400,8 @@ mod tests {
     #[test]
     fn a_cached_archive_is_checked_against_its_pin() {
         let dir = tempfile::tempdir().unwrap();
-        let (config, lock) = (Path::new("p.yaml"), Path::new("p.lock.yaml"));
         let cx = Context {
-            config,
-            lock,
+            config: Path::new("p.yaml"),
             cache: dir.path(),
         };
         let err = verified_archive(&cx, "demo", &chart(), None).unwrap_err();

@@ -142,7 +142,8 @@ fn one_example_renders_and_validates_with_every_delivery_target() {
                     .filter(|o| o["kind"] == "CustomResourceDefinition")
                     .collect();
                 assert_eq!(crds.len(), 1);
-                let root = std::fs::read_to_string(fx.path("out/kustomization.yaml")).unwrap();
+                let root =
+                    std::fs::read_to_string(fx.path("out/kustomization.yaml")).expect("root");
                 assert!(root.contains("resources:\n  - crds\n"), "{root}");
             }
         }
@@ -191,7 +192,7 @@ fn chart_secrets_stay_in_private_files_and_the_values_file_is_removed() {
     // And appear in no file others can read.
     for (rel, bytes) in files(&fx.path("out")) {
         let mode = std::fs::metadata(fx.path("out").join(&rel))
-            .unwrap()
+            .expect("metadata")
             .permissions()
             .mode();
         let text = String::from_utf8_lossy(&bytes);
@@ -207,7 +208,7 @@ fn chart_secrets_stay_in_private_files_and_the_values_file_is_removed() {
     }
     // The values file Helm read was private and is gone.
     let left: Vec<_> = std::fs::read_dir(fx.path("tmp"))
-        .unwrap()
+        .expect("tmp")
         .flatten()
         .collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
@@ -300,7 +301,7 @@ fn rendering_twice_gives_the_same_bytes() {
     assert!(a.len() > 20, "{}", a.len());
     assert_eq!(a, b);
     // And a fresh render (not only the index) agrees with what is on disk.
-    std::fs::write(fx.path("out-a/.mlplat"), "# stale index\n").unwrap();
+    std::fs::write(fx.path("out-a/.mlplat"), "# stale index\n").expect("write");
     let out = fx.mlplat(&["render", "-o", "out-a", "--check"]);
     assert_eq!(out.status.code(), Some(1), "only the index differs");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -21,7 +21,6 @@ fn pull(args: &ChartsPullArgs) -> anyhow::Result<Outcome> {
     let lock_path = crate::lock::path_for(&args.config);
     let cx = charts::Context {
         config: &args.config,
-        lock: &lock_path,
         cache: &cache,
     };
     let mut lock = loaded.lock.clone();
@@ -41,9 +40,10 @@ fn pull(args: &ChartsPullArgs) -> anyhow::Result<Outcome> {
                     tool: tool.clone(),
                     chart: charts::label(chart),
                     path: charts::archive_path(&cache, &pin),
-                    expected: old.sha256.clone(),
-                    actual: pin.sha256,
-                    lock: lock_path,
+                    digests: Box::new(charts::Digests {
+                        pinned: old.sha256.clone(),
+                        actual: pin.sha256,
+                    }),
                     config: args.config.clone(),
                 }
                 .into());

@@ -60,10 +60,8 @@ pub fn deliver(
 ) -> Result<(), RenderError> {
     let tool = component.name.clone();
     let cache = charts::cache_dir()?;
-    let lock_path = crate::lock::path_for(&loaded.file);
     let cx = charts::Context {
         config: &loaded.file,
-        lock: &lock_path,
         cache: &cache,
     };
     let archive = charts::verified_archive(&cx, &tool, chart, loaded.lock.charts.get(&tool))?;
