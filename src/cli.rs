@@ -63,13 +63,14 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ChartsCommand {
-    /// Pull each chart the platform uses into the cache (`helm pull`) and pin the sha256 of
-    /// its archive in the lock file. Needs the network; `render` then stays offline.
+    /// Pull each chart into the cache (`helm pull`) and pin its archive's sha256 in the lock.
+    ///
+    /// Needs the network; `render` then stays offline, and refuses an archive that no longer
+    /// matches its pin. Helm is `$MLPLAT_HELM`, else `helm` on PATH; the cache is
+    /// `$MLPLAT_CACHE`, else `$XDG_CACHE_HOME/mlplat/charts`, else `~/.cache/mlplat/charts`.
     Pull(ChartsPullArgs),
 }
 
-/// Helm is `$MLPLAT_HELM` or `helm` on PATH; the cache is `$MLPLAT_CACHE`, else
-/// `$XDG_CACHE_HOME/mlplat/charts`, else `~/.cache/mlplat/charts`.
 #[derive(Debug, clap::Args)]
 pub struct ChartsPullArgs {
     /// The platform config (its lock file beside it records the pins).
