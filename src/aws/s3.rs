@@ -206,11 +206,7 @@ pub async fn configure(
             })
             .set_kms_master_key_id(spec.kms_key_id.clone())
             .build()
-            .map_err(|e| AwsError::Refused {
-                resource: r.clone(),
-                reason: e.to_string(),
-                hint: "this is a bug in mlplat".into(),
-            })?;
+            .map_err(|e| incomplete_request(&r, &e))?;
         let rule = ServerSideEncryptionRule::builder()
             .apply_server_side_encryption_by_default(default)
             .bucket_key_enabled(spec.encryption == S3Encryption::Kms)
@@ -218,11 +214,7 @@ pub async fn configure(
         let cfg = ServerSideEncryptionConfiguration::builder()
             .rules(rule)
             .build()
-            .map_err(|e| AwsError::Refused {
-                resource: r.clone(),
-                reason: e.to_string(),
-                hint: "this is a bug in mlplat".into(),
-            })?;
+            .map_err(|e| incomplete_request(&r, &e))?;
         c.s3.put_bucket_encryption()
             .bucket(name)
             .server_side_encryption_configuration(cfg)
@@ -279,11 +271,7 @@ pub async fn configure(
         let tagging = Tagging::builder()
             .set_tag_set(Some(set))
             .build()
-            .map_err(|e| AwsError::Refused {
-                resource: r.clone(),
-                reason: e.to_string(),
-                hint: "this is a bug in mlplat".into(),
-            })?;
+            .map_err(|e| incomplete_request(&r, &e))?;
         c.s3.put_bucket_tagging()
             .bucket(name)
             .tagging(tagging)
@@ -355,11 +343,7 @@ pub async fn delete(c: &Clients, name: &str) -> Result<usize, AwsError> {
             .set_objects(Some(chunk.to_vec()))
             .quiet(true)
             .build()
-            .map_err(|e| AwsError::Refused {
-                resource: r.clone(),
-                reason: e.to_string(),
-                hint: "this is a bug in mlplat".into(),
-            })?;
+            .map_err(|e| incomplete_request(&r, &e))?;
         let out =
             c.s3.delete_objects()
                 .bucket(name)
@@ -391,6 +375,15 @@ pub async fn delete(c: &Clients, name: &str) -> Result<usize, AwsError> {
         .await
         .map_err(|e| from_sdk(&r, "DeleteBucket", e))?;
     Ok(all.len())
+}
+
+/// A request builder the SDK refused because a required field was missing: mlplat's bug.
+fn incomplete_request(resource: &str, e: &impl std::fmt::Display) -> AwsError {
+    AwsError::Refused {
+        resource: resource.to_owned(),
+        reason: e.to_string(),
+        hint: "this is a bug in mlplat".into(),
+    }
 }
 
 #[cfg(test)]

@@ -27,15 +27,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
         }
         None if environments.is_empty() => {
             let loaded = config::load(&args.config)?;
-            let target = Target {
-                dir: args.out.clone(),
-                rerun: format!(
-                    "mlplat render -c {} -o {}",
-                    args.config.display(),
-                    args.out.display()
-                ),
-                what: args.config.display().to_string(),
-            };
+            let target = Target::whole(args);
             run_one(args, &loaded, &target)
         }
         None => run_all(args),
@@ -49,6 +41,21 @@ struct Target {
     rerun: String,
     /// The config it is rendered from.
     what: String,
+}
+
+impl Target {
+    /// The whole output directory of `args`, rendered from its config.
+    fn whole(args: &RenderArgs) -> Self {
+        Target {
+            dir: args.out.clone(),
+            rerun: format!(
+                "mlplat render -c {} -o {}",
+                args.config.display(),
+                args.out.display()
+            ),
+            what: args.config.display().to_string(),
+        }
+    }
 }
 
 fn render_tree(loaded: &Loaded) -> anyhow::Result<Tree> {
@@ -82,15 +89,7 @@ fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Resul
 fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let envs = config::load_all(&args.config)?;
     let tree = render::render_environments(&envs).map_err(super::render_error)?;
-    let target = Target {
-        dir: args.out.clone(),
-        rerun: format!(
-            "mlplat render -c {} -o {}",
-            args.config.display(),
-            args.out.display()
-        ),
-        what: args.config.display().to_string(),
-    };
+    let target = Target::whole(args);
     if args.check {
         let indexes: Vec<(String, PathBuf)> = envs
             .iter()
