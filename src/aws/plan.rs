@@ -70,6 +70,22 @@ pub struct Plan {
     pub items: Vec<Item>,
 }
 
+/// A set AWS holds against the list the config asks for (order does not matter); changing it
+/// is safe in place.
+fn set_diff(
+    field: &'static str,
+    have: &std::collections::BTreeSet<String>,
+    want: &[String],
+) -> Vec<Diff> {
+    let wanted: std::collections::BTreeSet<String> = want.iter().cloned().collect();
+    if *have == wanted {
+        return Vec::new();
+    }
+    let join =
+        |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+    vec![diff(field, join(have), want.join(","), true)]
+}
+
 fn diff(field: &'static str, have: impl ToString, want: impl ToString, safe: bool) -> Diff {
     Diff {
         field,
@@ -262,15 +278,11 @@ impl Plan {
     pub fn new(d: &Desired, o: &Observed) -> Plan {
         let mut items = Vec::new();
         if let Some(sg) = &d.security_group {
-            let diffs = match &o.security_group {
-                Some(have) if have.cidrs != sg.cidrs.iter().cloned().collect() => vec![diff(
-                    "ingress",
-                    have.cidrs.iter().cloned().collect::<Vec<_>>().join(","),
-                    sg.cidrs.join(","),
-                    true,
-                )],
-                _ => vec![],
-            };
+            let diffs = o
+                .security_group
+                .as_ref()
+                .map(|have| set_diff("ingress", &have.cidrs, &sg.cidrs))
+                .unwrap_or_default();
             items.push(item(
                 "security group",
                 &sg.name,
@@ -285,15 +297,11 @@ impl Plan {
             ));
         }
         if let Some(g) = &d.subnet_group {
-            let diffs = match &o.subnet_group {
-                Some(have) if have.subnets != g.subnets.iter().cloned().collect() => vec![diff(
-                    "subnets",
-                    have.subnets.iter().cloned().collect::<Vec<_>>().join(","),
-                    g.subnets.join(","),
-                    true,
-                )],
-                _ => vec![],
-            };
+            let diffs = o
+                .subnet_group
+                .as_ref()
+                .map(|have| set_diff("subnets", &have.subnets, &g.subnets))
+                .unwrap_or_default();
             items.push(item(
                 "DB subnet group",
                 &g.name,

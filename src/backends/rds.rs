@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{DbAccess, POSTGRES_IMAGE};
 use crate::aws::spec::{instance_for, master_password, rds_config};
@@ -215,14 +214,14 @@ impl RdsBackend {
         )?;
         // A Job's template cannot change: a new script or password makes a Job with a new
         // name (a keyed hash, so the name tells nothing about the passwords).
-        let tag_key = deriver.derive("rds/init-job-tag", Policy::Hex64);
         for (instance, env, script_key, script) in jobs {
-            let mut h = Sha256::new();
-            h.update(tag_key.expose().as_bytes());
-            h.update(script.as_bytes());
-            h.update(secrets_yaml.as_bytes());
-            let digest = h.finalize();
-            let tag: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            // The keyed checksum of secret bytes (as on pod annotations): 8 hex digits.
+            let checksum = deriver.checksum(format!("{script}\0{secrets_yaml}").as_bytes());
+            let tag = checksum
+                .trim_start_matches("hmac:")
+                .get(..8)
+                .unwrap_or_default()
+                .to_owned();
             component.object(
                 &format!("job-{instance}.yaml"),
                 "postgres/job.yaml",
