@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "mlplat",
+    bin_name = "mlplat",
     version,
     about,
     long_about = None,

@@ -23,6 +23,20 @@ pub mod templates;
 pub mod tools;
 pub mod yaml;
 
+/// The body of both binaries' `main`: parse the command line, run it with `run`, and turn the
+/// result into the exit code (0 done, 1 drift or pending changes, 2 error).
+pub fn main_with(run: fn(cli::Cli) -> anyhow::Result<commands::Outcome>) -> std::process::ExitCode {
+    use clap::Parser;
+    install_panic_hook();
+    match run(cli::Cli::parse()) {
+        Ok(outcome) => std::process::ExitCode::from(outcome.code()),
+        Err(err) => {
+            eprintln!("{}", error_report(&err));
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// The text printed for an error: diagnostics as they are, anything else as `error: ` and
 /// its cause chain.
 pub fn error_report(err: &anyhow::Error) -> String {

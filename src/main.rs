@@ -1,18 +1,6 @@
-//! The `mlplat` binary: parse arguments, run, map the result to an exit code
-//! (0 success, 1 drift, 2 error).
+//! The `mlplat` binary: every command; `plan`, `provision` and `destroy` are handed to
+//! `mlplat-aws` beside it. Exit codes: 0 success, 1 drift, 2 error.
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    mlplat::install_panic_hook();
-    let cli = mlplat::cli::Cli::parse();
-    match mlplat::commands::run(cli) {
-        Ok(outcome) => ExitCode::from(outcome.code()),
-        Err(err) => {
-            eprintln!("{}", mlplat::error_report(&err));
-            ExitCode::from(2)
-        }
-    }
+fn main() -> std::process::ExitCode {
+    mlplat::main_with(mlplat::commands::run)
 }

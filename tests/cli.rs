@@ -397,3 +397,35 @@ fn init_writes_a_config_that_renders() {
         key
     );
 }
+
+/// `mlplat plan|provision|destroy` run `mlplat-aws` from mlplat's own directory (the AWS
+/// tests exercise that path against moto); without it they say what to install and exit 2,
+/// and `mlplat-aws` refuses the other commands.
+#[test]
+fn the_aws_commands_live_in_the_binary_beside_mlplat() {
+    let ws = Workspace::new();
+    let lone = ws.path("lone-mlplat");
+    std::fs::copy(BIN, &lone).expect("copy mlplat");
+    let out = Command::new(&lone)
+        .args(["plan", "-c", "local.yaml"])
+        .current_dir(ws.path(""))
+        .output()
+        .expect("run mlplat");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("second binary, `mlplat-aws`") && err.contains("install both binaries"),
+        "{err}"
+    );
+
+    let aws = Path::new(BIN).with_file_name(format!("mlplat-aws{}", std::env::consts::EXE_SUFFIX));
+    let out = Command::new(aws)
+        .args(["render", "-c", "local.yaml", "-o", "elsewhere"])
+        .current_dir(ws.path(""))
+        .output()
+        .expect("run mlplat-aws");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("runs the AWS commands only"), "{err}");
+    assert!(!ws.path("elsewhere").exists());
+}
