@@ -111,25 +111,26 @@ pub fn trace_sources(
     derived: &BTreeMap<String, Secret>,
     loaded: &Loaded,
 ) {
-    let inputs = loaded.inputs.iter().map(|(p, s)| (p.to_owned(), s));
-    let known: Vec<(String, &Secret)> = derived
+    // Each known value in its three spellings, encoded once (not once per Secret key).
+    let known: Vec<(&str, [Secret; 3])> = derived
         .iter()
-        .map(|(n, s)| (n.clone(), s))
-        .chain(inputs)
+        .map(|(n, s)| (n.as_str(), s))
+        .chain(loaded.inputs.iter())
+        .filter(|(_, s)| !s.expose().is_empty())
+        .map(|(n, s)| {
+            let raw = s.expose();
+            let uri = uri_encode(raw);
+            let ini = uri.replace('%', "%%");
+            (n, [s.clone(), Secret::new(uri), Secret::new(ini)])
+        })
         .collect();
     for o in objects {
         for (key, value) in &o.data {
             let v = value.expose();
             let found: Vec<String> = known
                 .iter()
-                .filter(|(_, s)| {
-                    let raw = s.expose();
-                    !raw.is_empty()
-                        && (v.contains(raw)
-                            || v.contains(&uri_encode(raw))
-                            || v.contains(&uri_encode(raw).replace('%', "%%")))
-                })
-                .map(|(n, _)| n.clone())
+                .filter(|(_, spellings)| spellings.iter().any(|s| v.contains(s.expose())))
+                .map(|(n, _)| (*n).to_owned())
                 .collect();
             if !found.is_empty() {
                 o.sources.insert(key.clone(), found);
