@@ -149,10 +149,23 @@ fn edited_by_hand(indexes: &[(String, PathBuf)]) -> Vec<String> {
 fn report_written(written: bool, dir: &Path, files: usize, dirs: &[&str]) {
     let out = dir.display();
     if written {
-        eprintln!("mlplat: wrote {out} ({files} files: {})", dirs.join(", "));
+        eprintln!("mlplat: wrote {out} ({files} files: {})", list_some(dirs));
     } else {
         eprintln!("mlplat: {out} is already up to date ({files} files)");
     }
+}
+
+/// The names, or with many (100 environments), the first few and how many more.
+fn list_some(names: &[&str]) -> String {
+    const SHOWN: usize = 6;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..SHOWN - 1].join(", "),
+        names.len() - (SHOWN - 1)
+    )
 }
 
 fn warn_if_tracked(loaded: &[&Loaded], dir: &Path) {
@@ -165,5 +178,19 @@ fn warn_if_tracked(loaded: &[&Loaded], dir: &Path) {
         eprintln!(
             "warning: {out} is tracked by git and holds Secret manifests (secrets.mode: plain): every secret is in the repository's history; use secrets.mode: external-secrets, or keep {out} out of git"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_some;
+
+    #[test]
+    fn many_names_are_cut_short() {
+        assert_eq!(list_some(&["airflow", "mlflow"]), "airflow, mlflow");
+        let envs: Vec<String> = (0..100).map(|i| format!("e{i:03}")).collect();
+        let envs: Vec<&str> = envs.iter().map(String::as_str).collect();
+        assert_eq!(list_some(&envs), "e000, e001, e002, e003, e004 and 95 more");
+        assert_eq!(list_some(&envs[..6]).matches(", ").count(), 5);
     }
 }
