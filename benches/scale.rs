@@ -1,15 +1,17 @@
-//! `cargo bench --bench scale`: many platforms rendered by one process, the scale case of
-//! `scripts/bench`.
+//! `cargo bench --bench scale`: the scale case of `scripts/bench`, one config with 100
+//! environments rendered by one process.
 //!
-//! Until a config can hold several environments, the large case is 100 platforms: copies of the
-//! configs in `examples/`, each under its own platform name and namespaces, written to a
-//! temporary directory with the files they read. One sample loads, validates and renders all
-//! of them; it is timed three ways (in memory, writing a fresh output directory each, and
-//! `--check` against an up-to-date one). Prints the median of every phase and the peak
-//! resident memory of the process (`VmHWM`). A benchmark, not a test: it never fails on time.
+//! The config is `examples/local.yaml` with an `environments:` block and one overlay file per
+//! environment (its own hosts and database size, every fourth one on the Celery executor),
+//! written to a temporary directory with the files it reads. One sample loads and validates
+//! every environment and renders them; it is timed three ways (in memory, writing a fresh
+//! `out/`, and `--check` against an up-to-date one). Prints the median of every phase and the
+//! peak resident memory of the process (`VmHWM`). A benchmark, not a test: it never fails on
+//! time. `scripts/bench` also times the same config through the `mlplat` binary.
 //!
-//! Options: `--platforms N` (default 100), `--samples N` (default 15), `--markdown` (also print
-//! the figures as rows of the table in README.md).
+//! Options: `--environments N` (default 100), `--samples N` (default 15), `--markdown` (also
+//! print the figures as rows of the table in README.md), `--write-config DIR` (only write the
+//! config, its overlays and inputs into DIR, and print the config's path).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,24 +19,33 @@ use std::time::{Duration, Instant};
 use mlplat::{config, output, render};
 
 struct Options {
-    platforms: usize,
+    environments: usize,
     samples: usize,
     markdown: bool,
+    write_config: Option<PathBuf>,
 }
 
 fn options() -> Options {
     let mut o = Options {
-        platforms: 100,
+        environments: 100,
         samples: 15,
         markdown: false,
+        write_config: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let slot = match arg.as_str() {
-            "--platforms" => &mut o.platforms,
+            "--environments" => &mut o.environments,
             "--samples" => &mut o.samples,
             "--markdown" => {
                 o.markdown = true;
+                continue;
+            }
+            "--write-config" => {
+                let dir = args
+                    .next()
+                    .unwrap_or_else(|| fail("--write-config takes a directory"));
+                o.write_config = Some(PathBuf::from(dir));
                 continue;
             }
             // `cargo bench` passes `--bench`, and a filter may follow: neither applies here.
@@ -56,37 +67,38 @@ fn fail(message: &str) -> ! {
 fn main() {
     let opts = options();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    if let Some(dir) = &opts.write_config {
+        let config = generate(&examples, dir, opts.environments);
+        println!("{}", config.display());
+        return;
+    }
     let work = tempfile::tempdir().unwrap_or_else(|e| fail(&format!("temporary directory: {e}")));
-    // Also compiles the schema and the templates: the samples measure a warm process.
-    let configs = generate(&examples, work.path(), opts.platforms);
+    let config = generate(&examples, work.path(), opts.environments);
     let out = work.path().join("out");
+    // A first, untimed run checks the config and compiles what is compiled once per process
+    // (templates): the samples measure what every further render costs.
+    let n = load_and_render(&config).files.len();
 
     let mut in_memory = Vec::new();
     let mut write = Vec::new();
     let mut check = Vec::new();
     for sample in 0..opts.samples {
         in_memory.push(time(|| {
-            for c in &configs {
-                load_and_render(c);
-            }
+            load_and_render(&config);
         }));
         let fresh = out.join(sample.to_string());
         write.push(time(|| {
-            for (i, c) in configs.iter().enumerate() {
-                let tree = load_and_render(c);
-                let written = output::write(&tree, &fresh.join(i.to_string()));
-                if !matches!(written, Ok(true)) {
-                    fail(&format!("{}: not written: {written:?}", c.display()));
-                }
+            let tree = load_and_render(&config);
+            let written = output::write(&tree, &fresh);
+            if !matches!(written, Ok(true)) {
+                fail(&format!("not written: {written:?}"));
             }
         }));
         check.push(time(|| {
-            for (i, c) in configs.iter().enumerate() {
-                let tree = load_and_render(c);
-                match output::check(&tree, &fresh.join(i.to_string())) {
-                    Ok(drift) if drift.is_empty() => {}
-                    other => fail(&format!("{}: not up to date: {other:?}", c.display())),
-                }
+            let tree = load_and_render(&config);
+            match output::check(&tree, &fresh) {
+                Ok(drift) if drift.is_empty() => {}
+                other => fail(&format!("not up to date: {other:?}")),
             }
         }));
         // Only the latest output is kept, so the disk holds one sample's worth.
@@ -95,9 +107,9 @@ fn main() {
         }
     }
 
-    let n = configs.len();
+    let envs = opts.environments;
     println!(
-        "{n} platforms, one process, median of {} samples (min .. max):",
+        "{envs} environments ({n} files), one process, median of {} samples (min .. max):",
         opts.samples
     );
     let peak = peak_rss_kib().map_or("unknown".to_owned(), |kib| {
@@ -111,15 +123,15 @@ fn main() {
     ] {
         times.sort();
         rows.push(format!(
-            "| {n} platforms, one process: {name} | {} | {peak} |",
+            "| {envs} environments, in process (`cargo bench`): {name} | {} | {peak} |",
             ms(median(times))
         ));
         println!(
-            "  {name:<28} {:>9}   ({} .. {})   {} per platform",
+            "  {name:<28} {:>9}   ({} .. {})   {} per environment",
             ms(median(times)),
             ms(times[0]),
             ms(times[times.len() - 1]),
-            ms(median(times) / n as u32),
+            ms(median(times) / envs as u32),
         );
     }
     println!("peak RSS of the process (VmHWM): {peak}");
@@ -131,108 +143,46 @@ fn main() {
     }
 }
 
-/// Writes `count` configs into `dir`, taken in turn from the examples, each renamed.
-fn generate(examples: &Path, dir: &Path, count: usize) -> Vec<PathBuf> {
-    copy_inputs(examples, dir, true).unwrap_or_else(|e| fail(&format!("copying examples: {e}")));
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(examples)
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", examples.display())))
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| is_config(p))
-        .collect();
-    sources.sort();
-    // An example that does not render here under another name is left out: one that needs an
-    // environment variable, or AWS resources recorded in its lock file under its own name.
-    sources.retain(|src| {
-        let probe = dir.join("probe.yaml");
-        let text = std::fs::read_to_string(src).unwrap_or_default();
-        let _ = std::fs::write(&probe, rename(&text, 0));
-        copy_lock(src, &probe);
-        let result = config::load(&probe)
-            .map_err(|e| e.to_string())
-            .and_then(|loaded| render::render(&loaded).map_err(|e| e.to_string()));
-        let _ = std::fs::remove_file(probe.with_extension("lock.yaml"));
-        match result {
-            Ok(_) => true,
-            Err(e) => {
-                eprintln!("bench scale: leaving out {}: {e}", src.display());
-                false
-            }
-        }
-    });
-    if sources.is_empty() {
-        fail("no example config loads");
+/// Writes into `dir` the example config with `count` environments, their overlays and the
+/// files the config reads; returns the config's path.
+fn generate(examples: &Path, dir: &Path, count: usize) -> PathBuf {
+    std::fs::create_dir_all(dir.join("env")).unwrap_or_else(|e| io_fail(dir, e));
+    for input in ["example.key", "example-git-token"] {
+        let (from, to) = (examples.join(input), dir.join(input));
+        std::fs::copy(&from, &to).unwrap_or_else(|e| io_fail(&from, e));
     }
-    (0..count)
-        .map(|i| {
-            let src = &sources[i % sources.len()];
-            let text = std::fs::read_to_string(src)
-                .unwrap_or_else(|e| fail(&format!("{}: {e}", src.display())));
-            let path = dir.join(format!("p{i:03}.yaml"));
-            std::fs::write(&path, rename(&text, i))
-                .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-            copy_lock(src, &path);
-            path
-        })
-        .collect()
-}
-
-/// The lock file of config `src` (`<name>.lock.yaml`), if it has one, beside config `dst`.
-fn copy_lock(src: &Path, dst: &Path) {
-    let lock = src.with_extension("lock.yaml");
-    if lock.is_file() {
-        let _ = std::fs::copy(&lock, dst.with_extension("lock.yaml"));
-    }
-}
-
-fn is_config(p: &Path) -> bool {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    p.is_file() && name.ends_with(".yaml") && !name.ends_with(".lock.yaml")
-}
-
-/// Gives config number `i` its own platform name and its own explicit namespaces.
-fn rename(text: &str, i: usize) -> String {
-    let mut out = String::with_capacity(text.len() + 64);
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if let Some(name) = line.strip_prefix("platform: ") {
-            out.push_str(&format!("platform: p{i:03}-{}", name.trim()));
-        } else if let Some(ns) = trimmed.strip_prefix("namespace: ") {
-            let indent = &line[..line.len() - trimmed.len()];
-            out.push_str(&format!("{indent}namespace: {}-p{i:03}", ns.trim()));
+    let base = examples.join("local.yaml");
+    let mut text = std::fs::read_to_string(&base).unwrap_or_else(|e| io_fail(&base, e));
+    text.push_str("\nenvironments:\n");
+    for i in 0..count {
+        let env = format!("e{i:03}");
+        text.push_str(&format!("  {env}: {{file: env/{env}.yaml}}\n"));
+        let celery = if i % 4 == 3 {
+            "    executor: CeleryExecutor\n"
         } else {
-            out.push_str(line);
-        }
-        out.push('\n');
+            ""
+        };
+        let overlay = format!(
+            "backends:\n  postgres:\n    inCluster: {{storage: {}Gi}}\n\
+             tools:\n  airflow:\n{celery}    ingress: {{host: airflow.{env}.example.com}}\n\
+             \x20 jupyterhub:\n    ingress: {{host: hub.{env}.example.com}}\n",
+            5 + i % 5
+        );
+        let path = dir.join(format!("env/{env}.yaml"));
+        std::fs::write(&path, overlay).unwrap_or_else(|e| io_fail(&path, e));
     }
-    out
+    let config = dir.join("platform.yaml");
+    std::fs::write(&config, text).unwrap_or_else(|e| io_fail(&config, e));
+    config
 }
 
-/// Copies what the examples read (keys, tokens, values files) beside the generated configs.
-fn copy_inputs(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let (src, name) = (entry.path(), entry.file_name());
-        let dst = to.join(&name);
-        if entry.file_type()?.is_dir() {
-            // `rendered/` is output, not input.
-            if name != "rendered" {
-                std::fs::create_dir_all(&dst)?;
-                copy_inputs(&src, &dst, false)?;
-            }
-        } else if !(top && is_config(&src)) {
-            std::fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
+fn io_fail(what: &Path, e: std::io::Error) -> ! {
+    fail(&format!("{}: {e}", what.display()))
 }
 
 fn load_and_render(path: &Path) -> output::Tree {
-    let loaded = config::load(path).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-    render::render(&loaded).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())))
+    let envs = config::load_all(path).unwrap_or_else(|e| fail(&format!("{e}")));
+    render::render_environments(&envs).unwrap_or_else(|e| fail(&format!("{e}")))
 }
 
 fn time(f: impl FnOnce()) -> Duration {
