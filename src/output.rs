@@ -82,6 +82,23 @@ impl Drift {
         self.changed.is_empty() && self.missing.is_empty() && self.extra.is_empty()
     }
 
+    /// The files of `tree` that are on disk as a fresh render would write them: same bytes,
+    /// and private if they hold Secret data.
+    fn unchanged<'t>(&self, tree: &'t Tree) -> BTreeSet<&'t str> {
+        let differs: BTreeSet<&str> = self
+            .changed
+            .iter()
+            .chain(&self.missing)
+            .chain(&self.loose_mode)
+            .map(String::as_str)
+            .collect();
+        tree.files
+            .keys()
+            .map(String::as_str)
+            .filter(|p| !differs.contains(p))
+            .collect()
+    }
+
     /// One line per file, `changed: airflow/values.yaml`; secret contents are never shown.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -130,6 +147,7 @@ pub fn check(tree: &Tree, dir: &Path) -> Result<Drift, OutputError> {
 /// Writes `tree` as the whole content of `dir`, atomically: a reader sees the old directory or
 /// the new one. Nothing is written when the directory is already current.
 pub fn write(tree: &Tree, dir: &Path) -> Result<bool, OutputError> {
+    let mut unchanged = BTreeSet::new();
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if !meta.is_dir() => {
             return Err(OutputError::NotADirectory {
@@ -150,6 +168,7 @@ pub fn write(tree: &Tree, dir: &Path) -> Result<bool, OutputError> {
             if drift.is_empty() && drift.loose_mode.is_empty() {
                 return Ok(false);
             }
+            unchanged = drift.unchanged(tree);
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(dir)(e)),
@@ -167,7 +186,7 @@ pub fn write(tree: &Tree, dir: &Path) -> Result<bool, OutputError> {
     let tmp = parent.join(format!(".{name}.mlplat-tmp-{pid}"));
     let old = parent.join(format!(".{name}.mlplat-old-{pid}"));
     let _ = std::fs::remove_dir_all(&tmp);
-    if let Err(e) = write_all(tree, &tmp) {
+    if let Err(e) = write_all(tree, &tmp, dir, &unchanged) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -218,18 +237,40 @@ pub fn ensure_root(dir: &Path) -> Result<(), OutputError> {
     std::fs::write(&marker, MARKER_TEXT).map_err(io_err(&marker))
 }
 
-fn write_all(tree: &Tree, root: &Path) -> Result<(), OutputError> {
+/// Writes `tree` into the new directory `root`. A file of `unchanged` (same bytes in `old`, and
+/// private if it holds Secret data) is hard-linked from `old` instead: an update of a large
+/// `out/` then creates inodes only for what changed. That matters on ext4, which scans past
+/// recently freed inodes when it allocates (`recently_deleted`): rewriting all 3 000 files of
+/// 100 environments took 0.5–1.2 s of kernel time after the previous render freed as many.
+fn write_all(
+    tree: &Tree,
+    root: &Path,
+    old: &Path,
+    unchanged: &BTreeSet<&str>,
+) -> Result<(), OutputError> {
     create_dir(root)?;
+    let mut made: BTreeSet<PathBuf> = BTreeSet::new();
     for (rel, file) in &tree.files {
         let path = root.join(rel);
         if let Some(parent) = path.parent() {
-            if !parent.exists() {
+            if parent != root && !made.contains(parent) {
                 std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+                made.insert(parent.to_path_buf());
             }
+        }
+        if unchanged.contains(rel.as_str()) && link_regular_file(&old.join(rel), &path) {
+            continue;
         }
         write_file(&path, &file.bytes, file.secret)?;
     }
     Ok(())
+}
+
+/// Hard-links `from` (a regular file, not a symlink someone put there) to `to`; false when
+/// that cannot be done, and the caller writes the file instead.
+fn link_regular_file(from: &Path, to: &Path) -> bool {
+    std::fs::symlink_metadata(from).is_ok_and(|m| m.file_type().is_file())
+        && std::fs::hard_link(from, to).is_ok()
 }
 
 fn create_dir(path: &Path) -> Result<(), OutputError> {
@@ -345,6 +386,48 @@ mod tests {
         assert!(drift.is_empty(), "a loose mode is a warning, not drift");
         write(&tree(), &out).unwrap();
         assert_eq!(mode("a/secrets.yaml"), 0o600, "a render repairs the mode");
+    }
+
+    /// An update keeps the inodes of files whose bytes did not change (hard links into the new
+    /// directory), writes the changed ones anew, and never keeps a symlink put in by hand.
+    #[cfg(unix)]
+    #[test]
+    fn an_update_links_unchanged_files_and_writes_the_rest() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let mut t = tree();
+        t.insert("b/y.yaml", b"y: 1\n".to_vec(), false);
+        write(&t, &out).unwrap();
+        let inode = |p: &str| std::fs::symlink_metadata(out.join(p)).unwrap().ino();
+        let before = (
+            inode("a/x.yaml"),
+            inode("a/secrets.yaml"),
+            inode("b/y.yaml"),
+        );
+        // b/y.yaml becomes a symlink to a file with the same bytes.
+        std::fs::write(tmp.path().join("elsewhere"), b"y: 1\n").unwrap();
+        std::fs::remove_file(out.join("b/y.yaml")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("elsewhere"), out.join("b/y.yaml")).unwrap();
+
+        t.insert("a/x.yaml", b"x: 2\n".to_vec(), false);
+        assert!(write(&t, &out).unwrap());
+        assert_eq!(inode("a/secrets.yaml"), before.1, "unchanged: linked");
+        assert_ne!(inode("a/x.yaml"), before.0, "changed: written anew");
+        assert_eq!(std::fs::read(out.join("a/x.yaml")).unwrap(), b"x: 2\n");
+        let y = std::fs::symlink_metadata(out.join("b/y.yaml")).unwrap();
+        assert!(
+            y.file_type().is_file(),
+            "the symlink is replaced by the file"
+        );
+        assert_eq!(y.nlink(), 1);
+        assert!(check(&t, &out).unwrap().is_empty());
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(
+            leftovers.len(),
+            2,
+            "out/ and `elsewhere`, no temporary directory"
+        );
     }
 
     #[test]
