@@ -22,18 +22,17 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
                 args.out.join(env),
             )
         }
-        None if config::environment_names(&args.config)?.is_empty() => {
-            let loaded = config::load(&args.config)?;
-            (
+        None => match config::load_platforms(&args.config)? {
+            config::Platforms::One(loaded) => (
                 render::render(&loaded).map_err(super::render_error)?,
                 args.out.clone(),
-            )
-        }
-        None => {
-            let envs = config::load_all(&args.config)?;
-            let tree = render::render_environments(&envs).map_err(super::render_error)?;
-            (tree, args.out.clone())
-        }
+            ),
+            config::Platforms::Environments => {
+                let envs = config::load_all(&args.config)?;
+                let tree = render::render_environments(&envs).map_err(super::render_error)?;
+                (tree, args.out.clone())
+            }
+        },
     };
     let on_disk = read_dir(&dir, &tree)?;
     let report = diff(&on_disk, &tree);

@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 
 use super::Outcome;
 use crate::cli::RenderArgs;
-use crate::config::Loaded;
+use crate::config::{Loaded, Platforms};
 use crate::output::Tree;
 use crate::{config, output, render};
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
-    let environments = config::environment_names(&args.config)?;
     match &args.env {
         Some(env) => {
             let loaded = config::load_env(&args.config, env)?;
@@ -25,12 +24,10 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
             };
             run_one(args, &loaded, &target)
         }
-        None if environments.is_empty() => {
-            let loaded = config::load(&args.config)?;
-            let target = Target::whole(args);
-            run_one(args, &loaded, &target)
-        }
-        None => run_all(args),
+        None => match config::load_platforms(&args.config)? {
+            Platforms::One(loaded) => run_one(args, &loaded, &Target::whole(args)),
+            Platforms::Environments => run_all(args),
+        },
     }
 }
 

@@ -158,6 +158,17 @@ pub fn environment_names(path: &Path) -> Result<Vec<String>, ConfigError> {
     }
 }
 
+/// Whether the base config just read (`layered`, no environment merged) declares
+/// environments; a malformed `environments` block is reported as by [`environment_names`].
+pub fn declares_environments(path: &Path, layered: &Layered) -> Result<bool, ConfigError> {
+    let (names, problems) = declared(path, &layered.sources.base().text, &layered.doc);
+    if problems.is_empty() {
+        Ok(!names.is_empty())
+    } else {
+        Err(invalid(problems))
+    }
+}
+
 /// `environments` of a base tree: name → overlay file (as written), with any problem found.
 fn declared(
     path: &Path,

@@ -438,6 +438,26 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     Ok(loaded)
 }
 
+/// A config as `render` and `diff` take it without `--env`.
+#[derive(Debug)]
+pub enum Platforms {
+    /// No environments: the config itself, loaded.
+    One(Box<Loaded>),
+    /// It declares environments: load them with [`load_all`].
+    Environments,
+}
+
+/// [`load`] for a config that may declare environments, reading the file once either way.
+pub fn load_platforms(path: &Path) -> Result<Platforms, ConfigError> {
+    let layered = layers::read_layers(path, None)?;
+    if layers::declares_environments(path, &layered)? {
+        return Ok(Platforms::Environments);
+    }
+    let mut loaded = validate(layered)?;
+    loaded.lock = crate::lock::Lock::load(path)?;
+    Ok(Platforms::One(Box::new(loaded)))
+}
+
 /// [`load`], for a command that does not handle environments yet (`plan`, `provision`,
 /// `destroy`, `rotate`, `charts pull`): a config that declares some is an error, not a silent use of the base.
 pub fn load_plain(path: &Path, command: &str) -> Result<Loaded, ConfigError> {
