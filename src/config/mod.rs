@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod diagnostic;
 pub mod explain;
+pub mod hub;
 pub mod layers;
 pub mod schema;
 
@@ -337,6 +338,9 @@ pub struct HubAuth {
     pub admin_users: Vec<String>,
     #[serde(default)]
     pub allowed_users: Vec<String>,
+    /// Passwords the user supplies for admins, by admin name; the others are derived.
+    #[serde(default)]
+    pub admin_passwords: BTreeMap<String, ValueSource>,
     pub github: Option<GithubAuth>,
 }
 
@@ -562,9 +566,11 @@ fn validate(layered: Layered) -> Result<Loaded, ConfigError> {
     };
     let mut problems = semantic_checks(&ctx, &platform);
     problems.extend(aws::checks(&ctx, &platform));
+    problems.extend(hub::checks(&ctx, &platform));
     let mut inputs = Inputs::default();
     collect_inputs(&ctx, &value, "", &platform, &mut inputs, &mut problems);
     problems.extend(aws::password_checks(&ctx, &platform, &inputs));
+    problems.extend(hub::password_checks(&ctx, &platform, &inputs));
     let key = resolve_key(&ctx, &platform, &mut problems);
     let values_files = load_values_files(&ctx, &platform, &mut problems);
     problems.sort_by_key(|d| sources.rank(d));

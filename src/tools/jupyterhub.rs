@@ -1,23 +1,34 @@
 //! JupyterHub through the zero-to-jupyterhub chart (z2jh 4.x): hub database from the backends,
 //! derived proxy token, cookie secret and CryptKeeper key (otherwise every offline render makes
-//! new ones), an authenticator that lets in only the listed users, per-user storage, a
-//! JupyterLab and a VS Code profile, and the platform's DAG repository cloned into each home.
+//! new ones), an authenticator that lets in only the listed users and whose admins have
+//! passwords from a Secret (no admin account can be claimed by signing up), per-user storage, a
+//! JupyterLab profile (and a VS Code one when its image is given), and the platform's DAG
+//! repository cloned into each home by an init container that alone sees the git credentials.
 
 use serde_json::{Map, Value, json};
 
-use super::{
-    ChartRelease, Component, Labels, Links, RenderError, merge, namespace_of, set, shell_quote,
-};
+use super::{ChartRelease, Component, Labels, Links, RenderError, merge, namespace_of, set};
 use crate::backends::Backends;
 use crate::config::{HubAuthKind, HubDbKind, JupyterhubConfig, Loaded};
 use crate::secrets::{Deriver, Policy, Secret};
 
 pub const CHART: (&str, &str, &str) =
     ("https://hub.jupyter.org/helm-chart/", "jupyterhub", "4.4.0");
-/// code-server with jupyter-server-proxy and jupyter-vscode-proxy, serving `/vscode/`.
-pub const VSCODE_IMAGE: &str = "ghcr.io/mlplat/jupyter-vscode:4.4.0";
 const DB_SECRET: &str = "jupyterhub-db-auth";
 const OAUTH_SECRET: &str = "jupyterhub-oauth";
+/// The admins' passwords, one key per admin name; mounted in the hub pod only.
+pub const ADMIN_SECRET: &str = "jupyterhub-admin-passwords";
+/// The DAG repository's credentials (a copy of Airflow's): read by the clone init container only.
+pub const DAGS_GIT_SECRET: &str = "jupyterhub-dags-git";
+/// Where the hub finds the admins' passwords: beside z2jh's `jupyterhub_config.py`, whose
+/// directory the snippet takes from `__file__`.
+const ADMIN_MOUNT: &str = "/usr/local/etc/jupyterhub/mlplat-admin-passwords";
+/// The `hub.extraConfig` entry that sets the admin accounts (see the file's header).
+const ADMINS_PY: &str = include_str!("../../templates/jupyterhub/admins.py");
+/// The clone init container's script (see the file's header).
+const CLONE_SH: &str = include_str!("../../templates/jupyterhub/clone-dags.sh");
+/// How long the clone may delay a server's start, in seconds (KubeSpawner waits 300 s in all).
+const CLONE_TIMEOUT: u32 = 120;
 
 /// Builds `out/jupyterhub/`.
 pub fn build(
@@ -32,6 +43,7 @@ pub fn build(
     let labels = Labels::new(platform, "jupyterhub", "notebooks");
     let mut component = Component::new("jupyterhub", &namespace, &labels)?;
     let mut chart = ChartRelease::from_config(cfg.chart.as_ref(), CHART);
+    let chart_version = chart.version.clone();
     let v = &mut chart.values;
     let mut secrets: Vec<(&str, Value)> = Vec::new();
 
@@ -125,6 +137,37 @@ pub fn build(
         ));
     }
 
+    let admin_passwords = match auth.kind {
+        HubAuthKind::Github => Vec::new(),
+        HubAuthKind::Native | HubAuthKind::Dummy => admin_passwords(loaded, cfg, deriver),
+    };
+    if !admin_passwords.is_empty() {
+        let data: Map<String, Value> = admin_passwords
+            .iter()
+            .map(|(name, pw)| (name.clone(), json!(pw.expose())))
+            .collect();
+        secrets.push((ADMIN_SECRET, Value::Object(data)));
+        set(
+            v,
+            &["hub", "extraVolumes"],
+            json!([{"name": "mlplat-admin-passwords", "secret": {"secretName": ADMIN_SECRET}}]),
+        );
+        set(
+            v,
+            &["hub", "extraVolumeMounts"],
+            json!([{"name": "mlplat-admin-passwords", "mountPath": ADMIN_MOUNT, "readOnly": true}]),
+        );
+        set(
+            v,
+            &["hub", "extraConfig", "mlplat-admins"],
+            json!(ADMINS_PY),
+        );
+    }
+    let dags_git = dags_credentials(loaded);
+    if let Some(data) = &dags_git {
+        secrets.push((DAGS_GIT_SECRET, data.clone()));
+    }
+
     let su = &cfg.singleuser;
     if let Some(image) = &su.image {
         let (name, tag) = split_image(image);
@@ -157,21 +200,8 @@ pub fn build(
             json!(uri),
         );
     }
-    if let (true, Some((repo, branch))) = (su.clone_dags.unwrap_or(true), &links.dags) {
-        set(
-            v,
-            &[
-                "singleuser",
-                "lifecycleHooks",
-                "postStart",
-                "exec",
-                "command",
-            ],
-            json!(["sh", "-c", clone_script(repo, branch)]),
-        );
-    }
-    if cfg.vscode.enabled != Some(false) {
-        let image = cfg.vscode.image.as_deref().unwrap_or(VSCODE_IMAGE);
+    // No image with code-server is published: the profile needs one the user built.
+    if let (true, Some(image)) = (cfg.vscode.enabled != Some(false), &cfg.vscode.image) {
         set(
             v,
             &["singleuser", "profileList"],
@@ -198,6 +228,33 @@ pub fn build(
     }
     for file in loaded.values_files.get("jupyterhub").into_iter().flatten() {
         merge(v, &file.value);
+    }
+    // After the user's values: the clone follows the storage and image they end up with.
+    if let (true, Some((repo, branch))) = (su.clone_dags.unwrap_or(true), &links.dags) {
+        if let Some(init) = clone_init_container(v, &chart_version, repo, branch, dags_git.as_ref())
+        {
+            let list = v
+                .pointer("/singleuser/initContainers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut list = list;
+            list.push(init);
+            set(v, &["singleuser", "initContainers"], Value::Array(list));
+        }
+    }
+    // The hub reads these Secrets at start only: a change must roll it.
+    let read_by_hub: Vec<&(&str, Value)> = secrets
+        .iter()
+        .filter(|(name, _)| [DB_SECRET, OAUTH_SECRET, ADMIN_SECRET].contains(name))
+        .collect();
+    if !read_by_hub.is_empty() {
+        let bytes = serde_json::to_vec(&read_by_hub).unwrap_or_default();
+        set(
+            v,
+            &["hub", "annotations", "checksum/mlplat-secrets"],
+            json!(deriver.checksum(&bytes)),
+        );
     }
 
     // Set once and kept: without them every render would make new ones and log everyone out.
@@ -247,16 +304,134 @@ fn split_image(image: &str) -> (&str, &str) {
     }
 }
 
-/// The postStart hook: clone the DAG repository into `~/dags` once. It runs in the background
-/// (postStart blocks the container until it returns), never prompts for credentials, clones
-/// into a temporary directory first so an interrupted clone is not mistaken for a finished one,
-/// and always exits 0.
-fn clone_script(repo: &str, branch: &str) -> String {
-    format!(
-        "test -e \"$HOME/dags\" || (GIT_TERMINAL_PROMPT=0 timeout 300 git clone --quiet --depth 1 --branch {} {} \"$HOME/.dags-clone\" >/dev/null 2>&1 && mv \"$HOME/.dags-clone\" \"$HOME/dags\" || rm -rf \"$HOME/.dags-clone\") >/dev/null 2>&1 &\nexit 0",
-        shell_quote(branch),
-        shell_quote(repo)
-    )
+/// Each admin's password, by admin name: the user's (`auth.adminPasswords`), else derived as
+/// `jupyterhub/admin-password/<name>` (rotatable).
+fn admin_passwords(
+    loaded: &Loaded,
+    cfg: &JupyterhubConfig,
+    deriver: &Deriver,
+) -> Vec<(String, Secret)> {
+    let mut names: Vec<&String> = cfg.auth.admin_users.iter().collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let given = loaded
+                .inputs
+                .get(&format!("/tools/jupyterhub/auth/adminPasswords/{name}"));
+            let pw = given.cloned().unwrap_or_else(|| {
+                deriver.derive(
+                    &format!("jupyterhub/admin-password/{name}"),
+                    Policy::Password,
+                )
+            });
+            (name.clone(), pw)
+        })
+        .collect()
+}
+
+/// The DAG repository's credentials for the clone, when Airflow's config has them: HTTPS
+/// `username`/`password` (the token) or an SSH key (`ssh-privatekey`).
+fn dags_credentials(loaded: &Loaded) -> Option<Value> {
+    let p = &loaded.platform;
+    let dags = p
+        .tools
+        .airflow
+        .as_ref()
+        .filter(|_| p.enabled("airflow"))?
+        .dags
+        .as_ref()?;
+    if let Some(creds) = &dags.credentials {
+        let token = loaded
+            .inputs
+            .get("/tools/airflow/dags/credentials/token")
+            .map(Secret::expose)
+            .unwrap_or_default();
+        return Some(json!({"username": creds.username, "password": token}));
+    }
+    if dags.ssh_key.is_some() {
+        let key = loaded
+            .inputs
+            .get("/tools/airflow/dags/sshKey")
+            .map(Secret::expose)
+            .unwrap_or_default();
+        return Some(json!({"ssh-privatekey": format!("{}\n", key.trim_end())}));
+    }
+    None
+}
+
+/// The init container that clones the DAG repository into the home volume (see
+/// `templates/jupyterhub/clone-dags.sh`), for the storage and image the values end up with;
+/// none when user pods have no home volume.
+fn clone_init_container(
+    values: &Value,
+    chart_version: &str,
+    repo: &str,
+    branch: &str,
+    credentials: Option<&Value>,
+) -> Option<Value> {
+    let storage = values.pointer("/singleuser/storage");
+    let text = |ptr: &str| storage.and_then(|s| s.pointer(ptr)).and_then(Value::as_str);
+    // The volume KubeSpawner mounts at the home (z2jh's names; templates it expands itself).
+    let volume = match text("/type") {
+        Some("dynamic") => text("/dynamic/volumeNameTemplate").unwrap_or("volume-{user_server}"),
+        Some("static") => "home",
+        _ => return None,
+    };
+    let home = text("/homeMountPath").unwrap_or("/home/jovyan");
+    let image = match (
+        values.pointer("/singleuser/image/name").and_then(Value::as_str),
+        values.pointer("/singleuser/image/tag").and_then(Value::as_str),
+    ) {
+        (Some(name), Some(tag)) => format!("{name}:{tag}"),
+        (Some(name), None) => name.to_owned(),
+        // z2jh's default single-user image, published with every chart version.
+        _ => format!("quay.io/jupyterhub/k8s-singleuser-sample:{chart_version}"),
+    };
+    let uid = values
+        .pointer("/singleuser/uid")
+        .and_then(Value::as_u64)
+        .unwrap_or(1000);
+    let mut env = vec![
+        json!({"name": "MLPLAT_DAGS_REPO", "value": kube_format_escape(repo)}),
+        json!({"name": "MLPLAT_DAGS_BRANCH", "value": kube_format_escape(branch)}),
+        json!({"name": "MLPLAT_HOME", "value": kube_format_escape(home)}),
+        json!({"name": "MLPLAT_CLONE_TIMEOUT", "value": CLONE_TIMEOUT.to_string()}),
+    ];
+    let from_secret = |name: &str, key: &str| {
+        // optional: a missing Secret must not keep the server from starting.
+        json!({"name": name, "valueFrom": {"secretKeyRef": {"name": DAGS_GIT_SECRET, "key": key, "optional": true}}})
+    };
+    if let Some(c) = credentials {
+        if c.get("password").is_some() {
+            env.push(from_secret("GIT_USERNAME", "username"));
+            env.push(from_secret("GIT_PASSWORD", "password"));
+        }
+        if c.get("ssh-privatekey").is_some() {
+            env.push(from_secret("GIT_SSH_KEY", "ssh-privatekey"));
+        }
+    }
+    Some(json!({
+        "name": "clone-dags",
+        "image": image,
+        "command": ["sh", "-c", CLONE_SH],
+        "env": env,
+        "volumeMounts": [{"name": volume, "mountPath": kube_format_escape(home)}],
+        "securityContext": {
+            "runAsUser": uid,
+            "runAsNonRoot": true,
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+    }))
+}
+
+/// KubeSpawner expands `{username}`-style fields in every string of an init container with
+/// Python's `str.format`: a literal brace is doubled.
+fn kube_format_escape(s: &str) -> String {
+    s.replace('{', "{{").replace('}', "}}")
 }
 
 #[cfg(test)]
@@ -277,9 +452,11 @@ mod tests {
     }
 
     #[test]
-    fn the_clone_hook_quotes_the_repository() {
-        let s = clone_script("https://x/it's.git", "main");
-        assert!(s.contains("'https://x/it'\\''s.git'"));
-        assert!(s.ends_with("exit 0"));
+    fn the_clone_script_survives_kubespawner_and_kubernetes_expansion() {
+        // KubeSpawner formats it with str.format; Kubernetes expands `$(VAR)` in commands.
+        assert!(!CLONE_SH.contains(['{', '}']));
+        assert!(!CLONE_SH.contains("$("));
+        assert!(CLONE_SH.trim_end().ends_with("exit 0"));
+        assert_eq!(kube_format_escape("a{b}"), "a{{b}}");
     }
 }
