@@ -207,6 +207,18 @@ fn dummy_authenticator_needs_local_demo() {
 }
 
 #[test]
+fn hub_admins_need_secret_keys_passwords_bcrypt_takes_and_vscode_an_image() {
+    let long = "x".repeat(80);
+    rejects(
+        &format!(
+            "platform: mlops\n{KEY}tools:\n  jupyterhub:\n    auth:\n      adminUsers: [Admin, ops]\n      adminPasswords:\n        ops: {{fromEnv: OPS_PASSWORD}}\n        eve: {{fromEnv: OPS_PASSWORD}}\n    vscode: {{enabled: true}}\n"
+        ),
+        &[("OPS_PASSWORD", long.as_str())],
+        include_str!("cli/hub_admins.txt"),
+    );
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     rejects(
         &format!(

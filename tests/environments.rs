@@ -312,8 +312,8 @@ fn explain_names_the_file_and_line_that_set_a_value() {
         "tools.jupyterhub.vscode.enabled = false\n  set in env/dev.yaml:16:23\n"
     );
     assert_eq!(
-        explain(&["--env", "prod", "tools.jupyterhub.vscode.enabled"]),
-        "tools.jupyterhub.vscode.enabled = true\n  default (not set in any file)\n"
+        explain(&["--env", "prod", "tools.jupyterhub.auth.type"]),
+        "tools.jupyterhub.auth.type = \"native\"\n  default (not set in any file)\n"
     );
     assert_eq!(
         explain(&["tools.mlflow.replicas"]),

@@ -3,7 +3,8 @@
 //! environment from the chart's objects and mlplat's Secrets, and runs JupyterHub (the versions
 //! of z2jh's hub image, from `tests/runtime/jupyterhub.requirements.txt`), the real
 //! configurable-http-proxy and PostgreSQL from Debian's packages on 127.0.0.1; then it signs up,
-//! logs in and restarts the hub as users and admins would (see the script's header).
+//! logs in and restarts the hub as users and admins would (see the script's header). The DAG
+//! clone init container runs against a git server of the test's own (`tests/runtime/clone_dags.py`).
 //!
 //! Needs what `scripts/test-env` makes: the tests' venv (helm-python-sdk), the hub's venv
 //! (`$CARGO_TARGET_DIR/runtime-venv-jupyterhub`) and configurable-http-proxy
@@ -121,7 +122,10 @@ fn assert_passes(r: &Output) {
 #[test]
 fn the_local_example_hub_runs_and_its_admin_cannot_be_claimed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = render(&support::repo_root().join("examples/local.yaml"), dir.path());
+    let out = render(
+        &support::repo_root().join("examples/local.yaml"),
+        dir.path(),
+    );
     let r = run_hub(&out, dir.path(), &[]);
     assert_passes(&r);
     let text = report(&r);
@@ -139,7 +143,10 @@ fn the_local_example_hub_runs_and_its_admin_cannot_be_claimed() {
 #[test]
 fn the_hub_check_fails_when_the_database_and_the_secret_disagree() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = render(&support::repo_root().join("examples/local.yaml"), dir.path());
+    let out = render(
+        &support::repo_root().join("examples/local.yaml"),
+        dir.path(),
+    );
     let r = run_hub(
         &out,
         dir.path(),
@@ -159,11 +166,17 @@ fn the_hub_check_fails_when_the_database_and_the_secret_disagree() {
 #[test]
 fn without_mlplats_admin_accounts_the_check_sees_the_admin_claimed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = render(&support::repo_root().join("examples/local.yaml"), dir.path());
+    let out = render(
+        &support::repo_root().join("examples/local.yaml"),
+        dir.path(),
+    );
     let r = run_hub(&out, dir.path(), &["--drop-extra-config", "mlplat-admins"]);
     let text = report(&r);
     assert!(!r.status.success(), "the check passed:\n{text}");
-    assert!(text.contains("FAIL signing up as the admin is refused"), "{text}");
+    assert!(
+        text.contains("FAIL signing up as the admin is refused"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -188,4 +201,55 @@ fn a_demo_hubs_admin_needs_the_secrets_password() {
     let r = run_hub(&out, dir.path(), &[]);
     assert_passes(&r);
     assert!(report(&r).contains("ok   the admin logs in with the Secret's password"));
+}
+
+#[test]
+fn the_dag_clone_uses_the_credentials_and_leaves_none_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = render(
+        &support::repo_root().join("examples/local.yaml"),
+        dir.path(),
+    );
+    let test_venv = made_by_test_env("MLPLAT_TEST_VENV", "test-venv", "bin/python");
+    let work = dir.path().join("clone");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let r = Command::new(test_venv.join("bin/python"))
+        .arg(support::repo_root().join("tests/runtime/clone_dags.py"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--work")
+        .arg(&work)
+        .output()
+        .expect("run tests/runtime/clone_dags.py");
+    assert_passes(&r);
+    let text = report(&r);
+    for check in [
+        "ok   the DAGs are cloned into ~/dags",
+        "ok   the clone needed the credentials",
+        "ok   no file in the home holds the token",
+        "ok   the home's git config was not read",
+        "ok   wrong credentials: exit 0",
+        "ok   a public repository is cloned without credentials",
+    ] {
+        assert!(text.contains(check), "missing `{check}` in:\n{text}");
+    }
+}
+
+#[test]
+fn the_external_database_examples_hub_uses_tls_and_github() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = render(
+        &support::repo_root().join("examples/airflow2-external-db.yaml"),
+        dir.path(),
+    );
+    let r = run_hub(&out, dir.path(), &[]);
+    assert_passes(&r);
+    let text = report(&r);
+    for check in [
+        "ok   the hub's connection to its database is encrypted",
+        "ok   there is no sign-up with GitHub OAuth",
+        "ok   login goes to GitHub with the configured client id",
+    ] {
+        assert!(text.contains(check), "missing `{check}` in:\n{text}");
+    }
 }

@@ -230,7 +230,12 @@ fn restarts(
             "{} (HelmRelease {namespace}/{component})",
             pretty(component)
         );
-        if secret.ends_with("-helm-values") {
+        // A release whose values carry a checksum of the Secret (JupyterHub's hub) rolls by itself.
+        let values_changed = ["helmrelease.yaml", "application.yaml"].iter().any(|f| {
+            let path = format!("{component}/{f}");
+            after.files.get(&path).map(|a| &a.bytes) != before.files.get(&path).map(|b| &b.bytes)
+        });
+        if secret.ends_with("-helm-values") || values_changed {
             out.insert(format!(
                 "{what}: its chart values changed, so the release upgrades and the chart rolls its pods"
             ));

@@ -90,7 +90,13 @@ pub(super) fn password_checks(
     else {
         return out;
     };
-    for name in j.auth.admin_passwords.keys() {
+    // A name not in adminUsers is reported by `checks`.
+    for name in j
+        .auth
+        .admin_passwords
+        .keys()
+        .filter(|n| j.auth.admin_users.contains(n))
+    {
         let ptr = format!("/tools/jupyterhub/auth/adminPasswords/{name}");
         if let Some(secret) = inputs.get(&ptr) {
             if secret.expose().len() > BCRYPT_MAX_BYTES {

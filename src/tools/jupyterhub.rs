@@ -164,9 +164,6 @@ pub fn build(
         );
     }
     let dags_git = dags_credentials(loaded);
-    if let Some(data) = &dags_git {
-        secrets.push((DAGS_GIT_SECRET, data.clone()));
-    }
 
     let su = &cfg.singleuser;
     if let Some(image) = &su.image {
@@ -233,14 +230,16 @@ pub fn build(
     if let (true, Some((repo, branch))) = (su.clone_dags.unwrap_or(true), &links.dags) {
         if let Some(init) = clone_init_container(v, &chart_version, repo, branch, dags_git.as_ref())
         {
-            let list = v
+            let mut list = v
                 .pointer("/singleuser/initContainers")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let mut list = list;
             list.push(init);
             set(v, &["singleuser", "initContainers"], Value::Array(list));
+            if let Some(data) = dags_git {
+                secrets.push((DAGS_GIT_SECRET, data));
+            }
         }
     }
     // The hub reads these Secrets at start only: a change must roll it.
@@ -381,8 +380,12 @@ fn clone_init_container(
     };
     let home = text("/homeMountPath").unwrap_or("/home/jovyan");
     let image = match (
-        values.pointer("/singleuser/image/name").and_then(Value::as_str),
-        values.pointer("/singleuser/image/tag").and_then(Value::as_str),
+        values
+            .pointer("/singleuser/image/name")
+            .and_then(Value::as_str),
+        values
+            .pointer("/singleuser/image/tag")
+            .and_then(Value::as_str),
     ) {
         (Some(name), Some(tag)) => format!("{name}:{tag}"),
         (Some(name), None) => name.to_owned(),

@@ -15,7 +15,8 @@ work=`mktemp -d` || exit 0
 export HOME="$work" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
 set --
 if test -n "$GIT_PASSWORD"; then
-  set -- -c 'credential.helper=!test "$1" = get && echo "username=$GIT_USERNAME" && echo "password=$GIT_PASSWORD"; :'
+  # git appends the action (get, store, erase) to the helper: the inner sh sees it as $1.
+  set -- -c 'credential.helper=!sh -c "test \"\$1\" = get && echo \"username=\$GIT_USERNAME\" && echo \"password=\$GIT_PASSWORD\"" sh'
 fi
 if test -n "$GIT_SSH_KEY"; then
   printf '%s\n' "$GIT_SSH_KEY" >"$work/key" && chmod 600 "$work/key"

@@ -254,7 +254,7 @@ def tail(log, n=40):
 class Postgres:
     """PostgreSQL from Debian's packages in a temporary directory, on 127.0.0.1, SCRAM over TCP."""
 
-    def __init__(self, work, procs):
+    def __init__(self, work, procs, tls=False):
         bindir = os.environ.get("MLPLAT_PG_BINDIR") or sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:]
         if isinstance(bindir, list):
             if not bindir:
@@ -274,9 +274,21 @@ class Postgres:
             [f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"],
             check=True, stdout=subprocess.DEVNULL, user=self.user,
         )
+        server_args = []
+        if tls:  # a throwaway self-signed certificate: the client asks for TLS, not for a CA
+            key, cert = f"{self.dir}/server.key", f"{self.dir}/server.crt"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                check=True, capture_output=True,
+            )
+            os.chmod(key, 0o600)
+            if self.user:
+                shutil.chown(key, self.user)
+                shutil.chown(cert, self.user)
+            server_args = ["-c", "ssl=on", "-c", f"ssl_cert_file={cert}", "-c", f"ssl_key_file={key}"]
         self.proc = procs.start(
             "postgres",
-            [f"{self.bin}/postgres", "-D", f"{self.dir}/data", "-c", "listen_addresses=127.0.0.1", "-p", str(self.port), "-k", self.dir],
+            [f"{self.bin}/postgres", "-D", f"{self.dir}/data", "-c", "listen_addresses=127.0.0.1", "-p", str(self.port), "-k", self.dir, *server_args],
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, log=self.log, user=self.user,
         )
         for _ in range(100):
@@ -516,6 +528,28 @@ def run_dummy(args, hub):
     check("another user logs in with any password (a demo)", Browser(base).login("visitor", "anything"))
 
 
+def run_github(args, hub, db_url, pg):
+    cfg = hub.values["hub"]["config"]
+    base = f"http://127.0.0.1:{hub.public_port}"
+    if pg:
+        db = urllib.parse.urlsplit(db_url).path.lstrip("/")
+        tables = pg.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'", db=db)
+        check("the hub reached its database and created its tables", "users" in tables.split(","), tables)
+        if "sslmode=require" in db_url:
+            ssl = pg.psql("SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND datname = :'d'", variables=[("d", db)])
+            check("the hub's connection to its database is encrypted (sslmode=require)", ssl not in ("", "0"), repr(ssl))
+    status, _, _ = Browser(base).request("/hub/signup")
+    check("there is no sign-up with GitHub OAuth", status == 404, f"status {status}")
+    status, headers, _ = Browser(base).request("/hub/oauth_login")
+    location = headers.get("Location") or ""
+    client_id = cfg["GitHubOAuthenticator"]["client_id"]
+    check(
+        "login goes to GitHub with the configured client id",
+        status == 302 and location.startswith("https://github.com/login/oauth/authorize") and f"client_id={urllib.parse.quote(client_id)}" in location,
+        f"{status} {location}",
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True, help="an mlplat output tree")
@@ -535,8 +569,10 @@ def main():
         db = hub.values["hub"].get("db") or {}
         db_url = None
         if db.get("type") == "postgres":
-            pg = Postgres(work, procs)
             url = urllib.parse.urlsplit(db["url"])
+            query = urllib.parse.parse_qs(url.query)
+            tls = query.get("sslmode", ["prefer"])[0] in ("require", "verify-ca", "verify-full")
+            pg = Postgres(work, procs, tls=tls)
             role = urllib.parse.unquote(url.username or "")
             dbname = url.path.lstrip("/")
             env = container_env(hub.hub_c, hub.objs)
@@ -545,9 +581,6 @@ def main():
                 raise SystemExit("the hub container has no PGPASSWORD")
             pg.psql("CREATE ROLE :\"r\" LOGIN PASSWORD :'p'", variables=[("r", role), ("p", password)])
             pg.psql("CREATE DATABASE :\"d\" OWNER :\"r\"", variables=[("d", dbname), ("r", role)])
-            query = urllib.parse.parse_qs(url.query)
-            if query.get("sslmode", ["prefer"])[0] in ("require", "verify-ca", "verify-full"):
-                raise SystemExit("the hub's database URL asks for TLS, which this test's PostgreSQL does not serve")
             db_url = urllib.parse.urlunsplit(url._replace(netloc=f"{url.netloc.rsplit('@', 1)[0]}@127.0.0.1:{pg.port}"))
         try:
             hub.start_hub(db_url)
@@ -560,6 +593,8 @@ def main():
             run_native(args, hub, db_url, pg)
         elif kind == "dummy":
             run_dummy(args, hub)
+        elif kind == "github":
+            run_github(args, hub, db_url, pg)
         else:
             check(f"authenticator {kind} is one this test knows", False)
         with open(hub.hub_log, encoding="utf-8", errors="replace") as f:
