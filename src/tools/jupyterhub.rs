@@ -455,6 +455,35 @@ mod tests {
     }
 
     #[test]
+    fn the_clone_init_container_follows_storage_image_and_credentials() {
+        let values = json!({"singleuser": {"storage": {"type": "dynamic"}}});
+        let ssh = json!({"ssh-privatekey": "key\n"});
+        let init = clone_init_container(&values, "4.4.0", "git@h:o/{r}.git", "main", Some(&ssh))
+            .expect("an init container");
+        assert_eq!(
+            init["image"],
+            "quay.io/jupyterhub/k8s-singleuser-sample:4.4.0"
+        );
+        assert_eq!(init["volumeMounts"][0]["name"], "volume-{user_server}");
+        let env = init["env"].as_array().expect("env");
+        assert!(
+            env.iter()
+                .any(|e| e["name"] == "MLPLAT_DAGS_REPO" && e["value"] == "git@h:o/{{r}}.git")
+        );
+        assert!(env.iter().any(|e| e["name"] == "GIT_SSH_KEY"
+            && e["valueFrom"]["secretKeyRef"]["name"] == DAGS_GIT_SECRET
+            && e["valueFrom"]["secretKeyRef"]["optional"] == true));
+        assert!(!env.iter().any(|e| e["name"] == "GIT_PASSWORD"));
+        // A public repository: no Secret at all.
+        let public = clone_init_container(&values, "4.4.0", "https://h/r.git", "main", None)
+            .expect("an init container");
+        assert!(!public.to_string().contains(DAGS_GIT_SECRET));
+        // No home volume, no clone.
+        let none = json!({"singleuser": {"storage": {"type": "none"}}});
+        assert!(clone_init_container(&none, "4.4.0", "https://h/r.git", "main", None).is_none());
+    }
+
+    #[test]
     fn the_clone_script_survives_kubespawner_and_kubernetes_expansion() {
         // KubeSpawner formats it with str.format; Kubernetes expands `$(VAR)` in commands.
         assert!(!CLONE_SH.contains(['{', '}']));
