@@ -136,8 +136,9 @@ impl Backends {
         access
     }
 
-    /// The in-cluster PostgreSQL, when the platform uses one: StatefulSet, Service, init
-    /// script and the Secret holding the superuser's and each tool user's password.
+    /// The in-cluster PostgreSQL, when the platform uses one: StatefulSet, Service, the Secret
+    /// holding the superuser's and each tool user's password, and the reconcile Job that makes
+    /// the server follow the config (see [`reconcile_job`]).
     pub fn render_postgres(
         &self,
         loaded: &Loaded,
@@ -155,52 +156,65 @@ impl Backends {
         let cfg = &loaded.platform.backends.postgres.in_cluster;
         let labels = Labels::new(&loaded.platform.platform, "postgres", "database");
         let mut component = Component::new("postgres", namespace, &labels)?;
+        let secret_name = "postgres-auth";
         let mut secret = serde_json::Map::new();
         secret.insert(
             "postgres-password".into(),
-            json!(
-                deriver
-                    .derive("postgres/superuser", Policy::Password)
-                    .expose()
-            ),
+            json!(deriver.derive(SUPERUSER, Policy::Password).expose()),
         );
+        // After a rotation the server still has the previous password until the Job sets the
+        // new one, logged in with the previous.
+        let generation = deriver.generation(SUPERUSER);
+        if generation > 1 {
+            secret.insert(
+                "postgres-password-previous".into(),
+                json!(
+                    deriver
+                        .derive_generation(SUPERUSER, generation - 1, Policy::Password)
+                        .expose()
+                ),
+            );
+        }
+        let mut env = vec![
+            json!({"name": "PGHOST", "value": format!("{POSTGRES_SERVICE}.{namespace}.svc")}),
+            json!({"name": "PGPORT", "value": POSTGRES_PORT.to_string()}),
+            json!({"name": "PGUSER", "value": "postgres"}),
+            json!({"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "postgres-password"}}}),
+        ];
+        if generation > 1 {
+            env.push(json!({"name": "PGPASSWORD_PREVIOUS", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "postgres-password-previous"}}}));
+        }
+        env.extend([
+            json!({"name": "PGDATABASE", "value": "postgres"}),
+            json!({"name": "PGCONNECT_TIMEOUT", "value": "10"}),
+            json!({"name": "HOME", "value": "/tmp"}),
+        ]);
         let mut databases = Vec::new();
         for (access, dbs) in &self.users {
-            let env = format!(
-                "DB_PASSWORD_{}",
-                access.user.to_uppercase().replace('-', "_")
-            );
-            secret.insert(
-                format!("{}-password", access.user),
-                json!(access.password.expose()),
-            );
-            databases.push(json!({"user": access.user, "env": env, "databases": dbs}));
+            let var = password_env(&access.user);
+            let key = format!("{}-password", access.user);
+            secret.insert(key.clone(), json!(access.password.expose()));
+            env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}));
+            databases.push(json!({"user": access.user, "env": var, "databases": dbs}));
         }
-        let secret_name = "postgres-auth";
         let secrets_yaml = component.secrets(&[(secret_name, Value::Object(secret))])?;
-        let init = render_to("postgres/init.sh", &json!({"databases": databases}))?;
-        let configmap = "postgres-init";
-        let configmap_yaml = component.object(
+        let script = render_to("postgres/reconcile.sh", &json!({"databases": databases}))?;
+        let configmap = "postgres-reconcile";
+        component.object(
             "configmap.yaml",
             "postgres/configmap.yaml",
-            &json!({"name": configmap, "data": {"10-mlplat-databases.sh": init}}),
+            &json!({"name": configmap, "data": {"reconcile.sh": script}}),
         )?;
-        let mut env = vec![
-            json!({"name": "POSTGRES_USER", "value": "postgres"}),
-            json!({"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "postgres-password"}}}),
-            json!({"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}),
-        ];
-        for (access, _) in &self.users {
-            env.push(json!({
-                "name": format!("DB_PASSWORD_{}", access.user.to_uppercase().replace('-', "_")),
-                "valueFrom": {"secretKeyRef": {"name": secret_name, "key": format!("{}-password", access.user)}},
-            }));
-        }
         component.object(
             "service.yaml",
             "postgres/service.yaml",
             &json!({"name": POSTGRES_SERVICE, "port": POSTGRES_PORT}),
         )?;
+        let superuser_env = vec![
+            json!({"name": "POSTGRES_USER", "value": "postgres"}),
+            json!({"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "postgres-password"}}}),
+            json!({"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}),
+        ];
         component.object(
             "statefulset.yaml",
             "postgres/statefulset.yaml",
@@ -208,20 +222,83 @@ impl Backends {
                 "name": POSTGRES_SERVICE,
                 "image": cfg.image.as_deref().unwrap_or(POSTGRES_IMAGE),
                 "port": POSTGRES_PORT,
-                "env": env,
-                "configmap": configmap,
+                "env": superuser_env,
                 "storage": cfg.storage.as_deref().unwrap_or("10Gi"),
                 "storage_class": cfg.storage_class,
                 "resources": cfg.resources.clone().unwrap_or_else(|| json!({
                     "requests": {"cpu": "250m", "memory": "512Mi"},
                     "limits": {"memory": "1Gi"}
                 })),
-                "checksums": {
-                    "checksum/secret": deriver.checksum(secrets_yaml.as_bytes()),
-                    "checksum/init": crate::secrets::fingerprint(configmap_yaml.as_bytes()),
-                },
             }),
+        )?;
+        reconcile_job(
+            &mut component,
+            deriver,
+            &ReconcileJob {
+                file: "job-reconcile.yaml",
+                name_prefix: "postgres-reconcile",
+                pod_name: "postgres-reconcile",
+                instance: None,
+                image: cfg.image.as_deref().unwrap_or(POSTGRES_IMAGE),
+                env,
+                configmap,
+                script_key: "reconcile.sh",
+                script: &script,
+                secrets_yaml: &secrets_yaml,
+            },
         )?;
         Ok(Some(component))
     }
+}
+
+/// The superuser's derived password (in-cluster PostgreSQL).
+const SUPERUSER: &str = "postgres/superuser";
+
+/// The variable a reconcile Job reads a tool user's password from.
+pub(crate) fn password_env(user: &str) -> String {
+    format!("DB_PASSWORD_{}", user.to_uppercase().replace('-', "_"))
+}
+
+/// What a reconcile Job runs, and where.
+pub(crate) struct ReconcileJob<'a> {
+    pub file: &'a str,
+    pub name_prefix: &'a str,
+    /// `app.kubernetes.io/name` of its pods (not the server's: no Service may select them).
+    pub pod_name: &'a str,
+    /// The RDS instance, for its annotation.
+    pub instance: Option<&'a str>,
+    pub image: &'a str,
+    pub env: Vec<Value>,
+    pub configmap: &'a str,
+    pub script_key: &'a str,
+    pub script: &'a str,
+    pub secrets_yaml: &'a str,
+}
+
+/// A Job that runs the reconcile script as the server's administrator. A Job's template cannot
+/// change: a new script or password makes a Job with a new name (a keyed hash, so the name tells
+/// nothing about the passwords), which `kubectl apply` or Flux then runs.
+pub(crate) fn reconcile_job(
+    component: &mut Component,
+    deriver: &Deriver,
+    job: &ReconcileJob<'_>,
+) -> Result<(), RenderError> {
+    let checksum = deriver.checksum(format!("{}\0{}", job.script, job.secrets_yaml).as_bytes());
+    let tag = checksum.trim_start_matches("hmac:").get(..8).unwrap_or_default();
+    let mut pod_labels = component.labels.all();
+    pod_labels["app.kubernetes.io/name"] = json!(job.pod_name);
+    component.object(
+        job.file,
+        "postgres/job.yaml",
+        &json!({
+            "name": format!("{}-{tag}", job.name_prefix),
+            "pod_labels": pod_labels,
+            "instance": job.instance,
+            "image": job.image,
+            "env": job.env,
+            "configmap": job.configmap,
+            "script": job.script_key,
+        }),
+    )?;
+    Ok(())
 }

@@ -46,12 +46,8 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/postgres/configmap.yaml.j2"),
     ),
     (
-        "postgres/init.sh",
-        include_str!("../templates/postgres/init.sh.j2"),
-    ),
-    (
-        "postgres/rds-init.sh",
-        include_str!("../templates/postgres/rds-init.sh.j2"),
+        "postgres/reconcile.sh",
+        include_str!("../templates/postgres/reconcile.sh.j2"),
     ),
     (
         "postgres/job.yaml",
@@ -90,6 +86,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/mlflow/pdb.yaml.j2"),
     ),
     (
+        "mlflow/job-identities.yaml",
+        include_str!("../templates/mlflow/job-identities.yaml.j2"),
+    ),
+    (
         "mlflow/basic_auth.ini",
         include_str!("../templates/mlflow/basic_auth.ini.j2"),
     ),
@@ -102,6 +102,26 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/external-secrets/secretstore.yaml.j2"),
     ),
 ];
+
+/// Files that are shipped as they are (scripts a ConfigMap carries), by name: no template
+/// syntax is applied to them, so they are the very bytes the tests run.
+const FILES: &[(&str, &str)] = &[
+    ("mlflow/admin.py", include_str!("../templates/mlflow/admin.py")),
+    (
+        "mlflow/identities.py",
+        include_str!("../templates/mlflow/identities.py"),
+    ),
+];
+
+/// A file of `templates/` shipped verbatim (see [`FILES`]); empty for an unknown name, which
+/// the `every_file_is_there` test rules out.
+pub fn file(name: &str) -> String {
+    FILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| (*text).to_owned())
+        .unwrap_or_default()
+}
 
 /// The shared environment, built on first use.
 pub fn env() -> &'static Environment<'static> {
@@ -172,6 +192,14 @@ mod tests {
         let env = super::env();
         for (name, _) in super::TEMPLATES {
             assert!(env.get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_file_is_there() {
+        for (name, text) in super::FILES {
+            assert!(!text.is_empty(), "{name}");
+            assert_eq!(super::file(name), *text);
         }
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{DbAccess, POSTGRES_IMAGE};
+use super::{DbAccess, POSTGRES_IMAGE, ReconcileJob, password_env, reconcile_job};
 use crate::aws::spec::{instance_for, master_password, rds_config};
 use crate::config::{DatabaseConfig, Loaded, RdsLayout};
 use crate::secrets::{Deriver, Policy};
@@ -27,7 +27,8 @@ const CONFIGMAP: &str = "rds-init";
 struct ToolDb {
     instance: String,
     access: DbAccess,
-    /// Databases the Job must create (RDS creates the per-tool layout's first one).
+    /// Its databases, which the Job creates when missing (RDS creates the per-tool layout's
+    /// first one) and closes to other roles.
     create: Vec<String>,
 }
 
@@ -81,7 +82,7 @@ impl RdsBackend {
         let (password, mut create) = match self.layout {
             RdsLayout::PerTool => (
                 master_password(loaded, rds, deriver, &instance, Some(pointer))?,
-                Vec::new(),
+                vec![database.clone()],
             ),
             RdsLayout::Shared => (
                 loaded
@@ -192,16 +193,13 @@ impl RdsBackend {
             ];
             let mut databases = Vec::new();
             for t in tools {
-                let var = format!(
-                    "DB_PASSWORD_{}",
-                    t.access.user.to_uppercase().replace('-', "_")
-                );
+                let var = password_env(&t.access.user);
                 let key = format!("{}-password", t.access.user);
                 secret.insert(key.clone(), json!(t.access.password.expose()));
                 env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key}}}));
                 databases.push(json!({"user": t.access.user, "env": var, "databases": t.create}));
             }
-            let script = render_to("postgres/rds-init.sh", &json!({"databases": databases}))?;
+            let script = render_to("postgres/reconcile.sh", &json!({"databases": databases}))?;
             let script_key = format!("{instance}.sh");
             scripts.insert(script_key.clone(), json!(script));
             jobs.push((instance.to_string(), env, script_key, script));
@@ -212,27 +210,22 @@ impl RdsBackend {
             "postgres/configmap.yaml",
             &json!({"name": CONFIGMAP, "data": scripts}),
         )?;
-        // A Job's template cannot change: a new script or password makes a Job with a new
-        // name (a keyed hash, so the name tells nothing about the passwords).
         for (instance, env, script_key, script) in jobs {
-            // The keyed checksum of secret bytes (as on pod annotations): 8 hex digits.
-            let checksum = deriver.checksum(format!("{script}\0{secrets_yaml}").as_bytes());
-            let tag = checksum
-                .trim_start_matches("hmac:")
-                .get(..8)
-                .unwrap_or_default()
-                .to_owned();
-            component.object(
-                &format!("job-{instance}.yaml"),
-                "postgres/job.yaml",
-                &json!({
-                    "name": format!("rds-init-{instance}-{tag}"),
-                    "instance": instance,
-                    "image": POSTGRES_IMAGE,
-                    "env": env,
-                    "configmap": CONFIGMAP,
-                    "script": script_key,
-                }),
+            reconcile_job(
+                &mut component,
+                deriver,
+                &ReconcileJob {
+                    file: &format!("job-{instance}.yaml"),
+                    name_prefix: &format!("rds-init-{instance}"),
+                    pod_name: "rds-init",
+                    instance: Some(&instance),
+                    image: POSTGRES_IMAGE,
+                    env,
+                    configmap: CONFIGMAP,
+                    script_key: &script_key,
+                    script: &script,
+                    secrets_yaml: &secrets_yaml,
+                },
             )?;
         }
         let instances: Vec<&str> = by_instance.keys().copied().collect();

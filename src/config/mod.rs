@@ -266,6 +266,10 @@ pub struct MlflowConfig {
     pub namespace: Option<String>,
     pub image: Option<String>,
     pub replicas: Option<u32>,
+    /// uvicorn worker processes per replica.
+    pub workers: Option<u32>,
+    /// MLflow's job runner (GenAI evaluation jobs): a process and its consumers per replica.
+    pub job_execution: Option<bool>,
     #[serde(default)]
     pub database: DatabaseConfig,
     #[serde(default)]

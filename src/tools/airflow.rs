@@ -101,6 +101,9 @@ pub fn build(
             "jwt-secret": keys.jwt.expose(),
         }),
     ));
+    if links.mlflow_uri.is_some() {
+        secrets.push(super::mlflow::client_secret(deriver, "airflow"));
+    }
     if !users.is_empty() {
         let mut data = Map::new();
         for (i, pw) in &users {
@@ -147,9 +150,34 @@ fn fernet_keys(deriver: &Deriver) -> Secret {
     }
 }
 
+/// MLflow's client credentials (`MLFLOW_TRACKING_USERNAME`/`PASSWORD` from the Secret
+/// [`super::mlflow::CLIENT_SECRET`]): as the official chart's `secret` items (`official`), or
+/// as Kubernetes env entries.
+fn mlflow_client_env(official: bool) -> Value {
+    let env = super::mlflow::client_env();
+    if !official {
+        return Value::Array(env);
+    }
+    Value::Array(
+        env.iter()
+            .map(|e| {
+                let r = &e["valueFrom"]["secretKeyRef"];
+                json!({"envName": e["name"], "secretName": r["name"], "secretKey": r["key"]})
+            })
+            .collect(),
+    )
+}
+
 /// The key of a user's password in the users Secret: `<username>-password`.
 fn password_key(username: &str) -> String {
     format!("{username}-password")
+}
+
+/// The database's `sslmode` when it demands TLS (`require`, `verify-ca`, `verify-full`).
+fn tls_mode(db: &DbAccess) -> Option<&str> {
+    db.sslmode
+        .as_deref()
+        .filter(|m| matches!(*m, "require" | "verify-ca" | "verify-full"))
 }
 
 fn executor(cfg: &AirflowConfig) -> &str {
@@ -167,6 +195,10 @@ fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
         set(v, &["redis", "enabled"], json!(false));
     }
     set(v, &["data", "metadataSecretName"], json!(DB_SECRET));
+    if let Some(mode) = tls_mode(db) {
+        // Only read when PgBouncer is enabled (by a values file): then it, too, speaks TLS.
+        set(v, &["pgbouncer", "sslmode"], json!(mode));
+    }
     set(v, &["fernetKeySecretName"], json!(KEYS_SECRET));
     set(v, &["webserverSecretKeySecretName"], json!(KEYS_SECRET));
     set(v, &["apiSecretKeySecretName"], json!(KEYS_SECRET));
@@ -234,6 +266,9 @@ fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
             &["env"],
             json!([{"name": "MLFLOW_TRACKING_URI", "value": uri}]),
         );
+        // `env` items are only {name, value}: Secret-backed variables go in `secret`, which the
+        // chart adds to every Airflow container, the KubernetesExecutor pod template included.
+        set(v, &["secret"], mlflow_client_env(true));
     }
     if let Some(ing) = &cfg.ingress {
         let mut host = json!({"name": ing.host});
@@ -250,7 +285,6 @@ fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
         }
         set(v, &["ingress", "web"], web);
     }
-    let _ = db;
     chart
 }
 
@@ -280,6 +314,11 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
             "properties": db.query(),
         }),
     );
+    if let Some(mode) = tls_mode(db) {
+        // The chart's PgBouncer (on by default) connects to the server itself: without this it
+        // uses `server_tls_sslmode = prefer`, plaintext when the server offers no TLS.
+        set(v, &["pgbouncer", "serverSSL", "mode"], json!(mode));
+    }
     if let Some(d) = &cfg.dags {
         let mut git = json!({
             "enabled": true,
@@ -322,11 +361,11 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
         set(v, &["airflow", "usersUpdate"], json!(true));
     }
     if let Some(uri) = &links.mlflow_uri {
-        set(
-            v,
-            &["airflow", "extraEnv"],
-            json!([{"name": "MLFLOW_TRACKING_URI", "value": uri}]),
-        );
+        // `airflow.extraEnv` reaches every Airflow container, the KubernetesExecutor pod
+        // template included.
+        let mut env = vec![json!({"name": "MLFLOW_TRACKING_URI", "value": uri})];
+        env.extend(mlflow_client_env(false).as_array().cloned().unwrap_or_default());
+        set(v, &["airflow", "extraEnv"], Value::Array(env));
     }
     if let Some(ing) = &cfg.ingress {
         let mut web = json!({"host": ing.host, "path": ""});

@@ -196,6 +196,17 @@ pub fn build(
             &["singleuser", "extraEnv", "MLFLOW_TRACKING_URI"],
             json!(uri),
         );
+        // The hub's MLflow service account, from the Secret in this namespace (never a value).
+        for env in super::mlflow::client_env() {
+            if let Some(name) = env["name"].as_str() {
+                set(
+                    v,
+                    &["singleuser", "extraEnv", name],
+                    json!({"valueFrom": env["valueFrom"]}),
+                );
+            }
+        }
+        secrets.push(super::mlflow::client_secret(deriver, "jupyterhub"));
     }
     // No image with code-server is published: the profile needs one the user built.
     if let (true, Some(image)) = (cfg.vscode.enabled != Some(false), &cfg.vscode.image) {
