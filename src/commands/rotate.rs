@@ -156,6 +156,11 @@ pub fn plan(loaded: &mut Loaded, before: &Rendered, name: &str) -> Result<Rotati
     for line in restarts(&before.tree, &after.tree, &components) {
         report.push_str(&format!("  restarts: {line}\n"));
     }
+    for job in new_jobs(&before.tree, &after.tree) {
+        report.push_str(&format!(
+            "  runs: Job {job} (a new one, once applied), which sets the new value on the server\n"
+        ));
+    }
     if let Some(step) = database_step(loaded, &after, name) {
         report.push_str(&step);
     }
@@ -248,49 +253,63 @@ fn restarts(
     out.into_iter().collect()
 }
 
-/// A database password lives in the database too: say exactly how to change it there.
+/// The Jobs of `after` that `before` did not have (`namespace/name`): mlplat's reconcile and
+/// identities Jobs carry a hash of their inputs in their names, so a new value makes a new Job.
+fn new_jobs(before: &crate::output::Tree, after: &crate::output::Tree) -> Vec<String> {
+    let jobs = |tree: &crate::output::Tree| -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (path, file) in &tree.files {
+            if file.secret || !path.rsplit('/').next().is_some_and(|f| f.starts_with("job-")) {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&file.bytes);
+            for doc in crate::yaml::parse_documents(&text).unwrap_or_default() {
+                let doc = doc.to_json();
+                if doc["kind"] == "Job" {
+                    out.insert(format!(
+                        "{}/{}",
+                        doc["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        doc["metadata"]["name"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        out
+    };
+    let old = jobs(before);
+    jobs(after).into_iter().filter(|j| !old.contains(j)).collect()
+}
+
+/// A database password lives in the database too: say how it gets there. mlplat's reconcile
+/// Job sets it where mlplat manages the roles (in-cluster PostgreSQL, RDS); on an external
+/// server it is the user's to change.
 fn database_step(loaded: &Loaded, after: &Rendered, name: &str) -> Option<String> {
     let role = if name == "postgres/superuser" {
         "postgres".to_owned()
     } else {
         name.strip_prefix("postgres/users/")?.to_owned()
     };
-    let env = if role == "postgres" {
-        "POSTGRES_PASSWORD".to_owned()
-    } else {
-        format!("DB_PASSWORD_{}", role.to_uppercase().replace('-', "_"))
-    };
-    let in_cluster = after
+    let managed = after.tree.files.keys().any(|p| p.starts_with("postgres/job-"));
+    if managed {
+        return Some(format!(
+            "  then: the new reconcile Job sets the new password of role `{role}` in PostgreSQL (logged in with the previous one when it is the superuser's); the tools' pods connect with it once they restart\n"
+        ));
+    }
+    let holder = after
         .secrets
         .iter()
-        .find(|o| o.component == "postgres")
-        .map(|o| o.namespace.clone());
-    let sql = format!(
-        "ALTER ROLE \"{}\" PASSWORD :'pw';",
-        role.replace('"', "\"\"")
-    );
-    Some(match in_cluster {
-        Some(ns) => format!(
-            "  then: PostgreSQL keeps the old password (its init script runs only on an empty volume). Once the postgres pod has restarted with the new Secret, set it from the pod's environment (no value is typed or printed):\n    kubectl -n {ns} exec -i postgres-0 -- sh -c 'psql -v ON_ERROR_STOP=1 -U postgres -v pw=\"${env}\"' <<'SQL'\n    {sql}\n    SQL\n"
-        ),
-        None => {
-            let holder = after
-                .secrets
-                .iter()
-                .find(|o| o.sources.values().any(|s| s.iter().any(|s| s == name)))
-                .map(|o| o.id())
-                .unwrap_or_default();
-            let host = loaded
-                .platform
-                .backends
-                .postgres
-                .external
-                .as_ref()
-                .map(|e| e.host.clone())
-                .unwrap_or_default();
-            format!(
-                "  then: set the new password of role `{role}` on {host} (the value is in Secret {holder}, key postgresql-password, once the cluster has it); the tools fail to connect until you do\n"
-            )
-        }
-    })
+        .find(|o| o.sources.values().any(|s| s.iter().any(|s| s == name)))
+        .map(|o| o.id())
+        .unwrap_or_default();
+    let host = loaded
+        .platform
+        .backends
+        .postgres
+        .external
+        .as_ref()
+        .map(|e| e.host.clone())
+        .unwrap_or_default();
+    Some(format!(
+        "  then: set the new password of role `{role}` on {host} (the value is in Secret {holder}, key postgresql-password, once the cluster has it); the tools fail to connect until you do\n"
+    ))
 }
