@@ -51,6 +51,11 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// The S3 emulator of the scenario that needs one.
 static MOTO: Mutex<Option<String>> = Mutex::new(None);
 
+/// Says how long each step took (shown with `--nocapture`): what the runtime test costs.
+fn step(what: &str, started: std::time::Instant) {
+    eprintln!("runtime: {what}: {:.1} s", started.elapsed().as_secs_f64());
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -679,10 +684,14 @@ fn moto() -> (String, Option<Server>) {
 fn run_platform(ws: &Workspace) -> (Platform, Server) {
     let cluster = ws.cluster();
     let mut rewrites = Rewrites::default();
+    let t = std::time::Instant::now();
     let pg = start_database(ws, &cluster, &mut rewrites);
+    step("PostgreSQL started", t);
+    let t = std::time::Instant::now();
     run_reconcile_jobs(ws, &cluster, &pg, &rewrites);
     let logins = db_logins(&cluster, ws);
     check_databases(&pg, &logins).unwrap_or_else(|e| panic!("{e}"));
+    step("reconcile Jobs, logins, isolation", t);
 
     let mlflow_ns = namespace_of(&cluster, "mlflow");
     let mlflow_port = free_port();
@@ -703,8 +712,11 @@ fn run_platform(ws: &Workspace) -> (Platform, Server) {
         mlflow_port,
         moto,
     };
+    let t = std::time::Instant::now();
     let server = start_mlflow(ws, &cluster, &platform);
     check_mlflow_server(&cluster, mlflow_port).unwrap_or_else(|e| panic!("{e}"));
+    step("MLflow's init container and server", t);
+    let t = std::time::Instant::now();
     let said = run_identities_job(ws, &cluster, &platform).unwrap_or_else(|e| panic!("{e}"));
     for tool in mlflow::consumers() {
         assert!(said.contains(&format!("{tool}: created")), "{said}");
@@ -713,7 +725,10 @@ fn run_platform(ws: &Workspace) -> (Platform, Server) {
     // Idempotent: a second run only sets what is there.
     let again = run_identities_job(ws, &cluster, &platform).unwrap_or_else(|e| panic!("{e}"));
     assert!(again.contains("airflow: password set"), "{again}");
+    step("identities Job and the clients' runs", t);
+    let t = std::time::Instant::now();
     check_airflow(ws, &cluster, &platform);
+    step("airflow db migrate, db check", t);
     (platform, server)
 }
 
