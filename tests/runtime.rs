@@ -19,7 +19,8 @@
 //! `mlplat rotate` of the database, superuser, MLflow admin and service-account passwords reaches
 //! the running servers through the new Jobs and the restarted pods.
 //!
-//! Each program runs from a venv of its own (`scripts/test-env <tool>`). Servers listen on free
+//! Each program runs from a venv of its own (`scripts/test-env <tool>`, which `scripts/test-env`
+//! makes with all the others). Servers listen on free
 //! 127.0.0.1 ports and are stopped by their process group's id; in-cluster host names are
 //! rewritten to 127.0.0.1 in what the programs read, never in /etc/hosts.
 
@@ -60,17 +61,20 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv of `tool` (`scripts/test` exports it; run alone, the test makes it).
+/// The cargo target directory the tests were built in (where `scripts/test-env` keeps venvs).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .to_path_buf()
+}
+
+/// The venv of `tool`: `scripts/test-env TOOL` checks it (and makes it when a test runs alone).
 fn venv(tool: &str) -> PathBuf {
-    let var = format!("MLPLAT_RUNTIME_VENV_{}", tool.to_uppercase());
-    if let Ok(dir) = std::env::var(&var) {
-        if !dir.is_empty() {
-            return PathBuf::from(dir);
-        }
-    }
     let out = Command::new(repo().join("scripts/test-env"))
         .arg(tool)
         .current_dir(repo())
+        .env("CARGO_TARGET_DIR", target_dir())
         .output()
         .expect("scripts/test-env");
     assert!(
@@ -655,6 +659,7 @@ fn moto() -> (String, Option<Server>) {
         String::from_utf8_lossy(
             &Command::new(repo().join("scripts/test-env"))
                 .current_dir(repo())
+                .env("CARGO_TARGET_DIR", target_dir())
                 .output()
                 .expect("scripts/test-env")
                 .stdout,
