@@ -284,7 +284,10 @@ pub(crate) fn reconcile_job(
     job: &ReconcileJob<'_>,
 ) -> Result<(), RenderError> {
     let checksum = deriver.checksum(format!("{}\0{}", job.script, job.secrets_yaml).as_bytes());
-    let tag = checksum.trim_start_matches("hmac:").get(..8).unwrap_or_default();
+    let tag = checksum
+        .trim_start_matches("hmac:")
+        .get(..8)
+        .unwrap_or_default();
     let mut pod_labels = component.labels.all();
     pod_labels["app.kubernetes.io/name"] = json!(job.pod_name);
     component.object(

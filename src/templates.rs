@@ -106,7 +106,10 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// Files that are shipped as they are (scripts a ConfigMap carries), by name: no template
 /// syntax is applied to them, so they are the very bytes the tests run.
 const FILES: &[(&str, &str)] = &[
-    ("mlflow/admin.py", include_str!("../templates/mlflow/admin.py")),
+    (
+        "mlflow/admin.py",
+        include_str!("../templates/mlflow/admin.py"),
+    ),
     (
         "mlflow/identities.py",
         include_str!("../templates/mlflow/identities.py"),

@@ -86,7 +86,10 @@ fn a_different_key_changes_every_generated_secret_and_nothing_else() {
             || path.ends_with("deployment.yaml")
             || path == "jupyterhub/helmrelease.yaml"
             || path == "jupyterhub/values.yaml"
-            || path.rsplit('/').next().is_some_and(|f| f.starts_with("job-"))
+            || path
+                .rsplit('/')
+                .next()
+                .is_some_and(|f| f.starts_with("job-"))
             || path == mlplat::output::MARKER;
         assert_eq!(!same, expect_change, "{path}");
     }

@@ -52,6 +52,13 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// The S3 emulator of the scenario that needs one.
 static MOTO: Mutex<Option<String>> = Mutex::new(None);
 
+/// MLflow's usage telemetry stays off in the test (no traffic beyond 127.0.0.1; without a network
+/// it would only wait for timeouts). Not a setting of the rendered manifests.
+fn no_telemetry(env: &mut BTreeMap<String, String>) {
+    env.insert("MLFLOW_DISABLE_TELEMETRY".into(), "true".into());
+    env.insert("DO_NOT_TRACK".into(), "true".into());
+}
+
 /// Says how long each step took (shown with `--nocapture`): what the runtime test costs.
 fn step(what: &str, started: std::time::Instant) {
     eprintln!("runtime: {what}: {:.1} s", started.elapsed().as_secs_f64());
@@ -103,8 +110,7 @@ impl Workspace {
         for entry in std::fs::read_dir(repo().join("examples")).expect("examples") {
             let path = entry.expect("entry").path();
             if path.is_file() {
-                std::fs::copy(&path, examples.join(path.file_name().expect("name")))
-                    .expect("copy");
+                std::fs::copy(&path, examples.join(path.file_name().expect("name"))).expect("copy");
             }
         }
         let ws = Workspace {
@@ -128,7 +134,11 @@ impl Workspace {
             .env_remove("MLPLAT_SECRET_KEY")
             .output()
             .expect("mlplat");
-        assert!(out.status.success(), "mlplat {args:?} failed:\n{}", text(&out));
+        assert!(
+            out.status.success(),
+            "mlplat {args:?} failed:\n{}",
+            text(&out)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -147,7 +157,10 @@ impl Workspace {
 
     /// A fresh directory for one pod's volumes.
     fn pod_dir(&self, name: &str) -> PathBuf {
-        let dir = self.root.join("pods").join(format!("{name}-{}", free_port()));
+        let dir = self
+            .root
+            .join("pods")
+            .join(format!("{name}-{}", free_port()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         chmod(&self.root.join("pods"), 0o755);
         dir
@@ -285,7 +298,12 @@ fn values_of(ws: &Workspace, tool: &str) -> Value {
 fn check_databases(pg: &Postgres, logins: &[DbLogin]) -> Result<(), String> {
     for l in logins {
         pg.login(&l.user, &l.password, &l.database, l.sslmode.as_deref())
-            .map_err(|e| format!("{} cannot log in as {} to {}: {e}", l.tool, l.user, l.database))?;
+            .map_err(|e| {
+                format!(
+                    "{} cannot log in as {} to {}: {e}",
+                    l.tool, l.user, l.database
+                )
+            })?;
     }
     for a in logins {
         for b in logins.iter().filter(|b| b.tool != a.tool) {
@@ -338,7 +356,10 @@ fn start_database(ws: &Workspace, cluster: &Cluster, rewrites: &mut Rewrites) ->
         if spec.db_name != "postgres" {
             pg.admin(
                 "CREATE DATABASE :\"db\" OWNER :\"user\";",
-                &[("db", spec.db_name.as_str()), ("user", spec.master_username.as_str())],
+                &[
+                    ("db", spec.db_name.as_str()),
+                    ("user", spec.master_username.as_str()),
+                ],
             );
         }
         let endpoint = &lock.rds[&spec.identifier];
@@ -367,7 +388,11 @@ fn run_reconcile_jobs(ws: &Workspace, cluster: &Cluster, pg: &Postgres, rewrites
         );
         let out = c.program.run(Duration::from_secs(120));
         assert!(out.status.success(), "Job {name} failed:\n{}", text(&out));
-        assert!(text(&out).contains("roles and databases reconciled"), "{}", text(&out));
+        assert!(
+            text(&out).contains("roles and databases reconciled"),
+            "{}",
+            text(&out)
+        );
     }
 }
 
@@ -381,6 +406,7 @@ fn start_mlflow(ws: &Workspace, cluster: &Cluster, p: &Platform) -> Server {
     let dir = ws.pod_dir("mlflow");
     let user = unprivileged("nobody");
     let mut extra = BTreeMap::new();
+    no_telemetry(&mut extra);
     if let Some(moto) = &p.moto {
         // The IRSA role's stand-in: any credentials, the emulator's endpoint.
         extra.insert("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned());
@@ -391,7 +417,11 @@ fn start_mlflow(ws: &Workspace, cluster: &Cluster, p: &Platform) -> Server {
     let mut admin = kube::container(cluster, &ns, pod, "admin", &p.rewrites, &image, &dir, user);
     admin.program.env.extend(extra.clone());
     let out = admin.program.run(Duration::from_secs(300));
-    assert!(out.status.success(), "MLflow's init container failed:\n{}", text(&out));
+    assert!(
+        out.status.success(),
+        "MLflow's init container failed:\n{}",
+        text(&out)
+    );
     let mut c = kube::container(cluster, &ns, pod, "mlflow", &p.rewrites, &image, &dir, user);
     c.program.env.extend(extra);
     // Listen where the test can reach it: 127.0.0.1 and a free port, not 0.0.0.0:5000.
@@ -433,30 +463,64 @@ fn check_mlflow_server(cluster: &Cluster, port: u16) -> Result<(), String> {
     };
     expect(
         "/health (as the probe asks)",
-        Get { port, path: "/health", host: Some("localhost"), auth: None },
+        Get {
+            port,
+            path: "/health",
+            host: Some("localhost"),
+            auth: None,
+        },
         200,
     )?;
-    expect("no credentials", Get { port, path, host: Some(&service), auth: None }, 401)?;
+    expect(
+        "no credentials",
+        Get {
+            port,
+            path,
+            host: Some(&service),
+            auth: None,
+        },
+        401,
+    )?;
     expect(
         "the admin",
-        Get { port, path, host: Some(&service), auth: Some((&admin, &password)) },
+        Get {
+            port,
+            path,
+            host: Some(&service),
+            auth: Some((&admin, &password)),
+        },
         200,
     )?;
     expect(
         "a wrong admin password",
-        Get { port, path, host: Some(&service), auth: Some((&admin, "not-the-password")) },
+        Get {
+            port,
+            path,
+            host: Some(&service),
+            auth: Some((&admin, "not-the-password")),
+        },
         401,
     )?;
     expect(
         "a foreign Host header",
-        Get { port, path, host: Some("attacker.example.com"), auth: Some((&admin, &password)) },
+        Get {
+            port,
+            path,
+            host: Some("attacker.example.com"),
+            auth: Some((&admin, &password)),
+        },
         403,
     )?;
     if let Some(ing) = cluster.find("Ingress", &ns, "mlflow") {
         let host = ing["spec"]["rules"][0]["host"].as_str().unwrap_or_default();
         expect(
             "the ingress host",
-            Get { port, path, host: Some(host), auth: Some((&admin, &password)) },
+            Get {
+                port,
+                path,
+                host: Some(host),
+                auth: Some((&admin, &password)),
+            },
             200,
         )?;
     }
@@ -482,6 +546,7 @@ fn run_identities_job(ws: &Workspace, cluster: &Cluster, p: &Platform) -> Result
         unprivileged("nobody"),
     );
     c.program.env.insert("WAIT_SECONDS".into(), "60".into());
+    no_telemetry(&mut c.program.env);
     let out = c.program.run(Duration::from_secs(180));
     if out.status.success() {
         Ok(text(&out))
@@ -577,15 +642,23 @@ fn check_client(ws: &Workspace, cluster: &Cluster, p: &Platform, tool: &str) -> 
             CLIENT.into(),
             tool.into(),
         ],
-        env: env.iter().map(|(k, v)| (k.clone(), p.rewrites.apply(v))).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.clone(), p.rewrites.apply(v)))
+            .collect(),
         cwd: ws.root.clone(),
         user: proc::me(),
     };
     let home = ws.pod_dir(&format!("{tool}-client"));
-    program.env.insert("HOME".into(), home.display().to_string());
+    program
+        .env
+        .insert("HOME".into(), home.display().to_string());
     program.env.insert("PATH".into(), "/usr/bin:/bin".into());
     // Fail at once on a 401 rather than after MLflow's retries.
-    program.env.insert("MLFLOW_HTTP_REQUEST_MAX_RETRIES".into(), "0".into());
+    program
+        .env
+        .insert("MLFLOW_HTTP_REQUEST_MAX_RETRIES".into(), "0".into());
+    no_telemetry(&mut program.env);
     // Artifacts go through the server (`mlflow-artifacts:`): the client needs no S3 access.
     let out = program.run(Duration::from_secs(300));
     if out.status.success() {
@@ -610,20 +683,31 @@ fn check_airflow(ws: &Workspace, cluster: &Cluster, p: &Platform) {
         ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
         ("AIRFLOW_HOME", home.display().to_string()),
         ("HOME", home.display().to_string()),
-        ("PATH", format!("{}:/usr/bin:/bin", venv.join("bin").display())),
+        (
+            "PATH",
+            format!("{}:/usr/bin:/bin", venv.join("bin").display()),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     for args in [["db", "migrate"], ["db", "check"]] {
         let out = Program {
-            argv: vec![venv.join("bin/airflow").display().to_string(), args[0].into(), args[1].into()],
+            argv: vec![
+                venv.join("bin/airflow").display().to_string(),
+                args[0].into(),
+                args[1].into(),
+            ],
             env: env.clone(),
             cwd: home.clone(),
             user: proc::me(),
         }
         .run(Duration::from_secs(600));
-        assert!(out.status.success(), "airflow {args:?} failed:\n{}", text(&out));
+        assert!(
+            out.status.success(),
+            "airflow {args:?} failed:\n{}",
+            text(&out)
+        );
     }
 }
 
@@ -643,7 +727,11 @@ fn moto_bucket(moto: &str, bucket: &str) {
         .env_clear()
         .output()
         .expect("python");
-    assert!(out.status.success(), "creating the bucket in moto: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "creating the bucket in moto: {}",
+        text(&out)
+    );
 }
 
 /// The moto server `scripts/test` started, or one of this test's own.
@@ -680,7 +768,14 @@ fn moto() -> (String, Option<Server>) {
     }
     .spawn(&dir.join("moto.log"));
     server.wait_until("moto", Duration::from_secs(60), || {
-        Get { port, path: "/moto-api/data.json", host: None, auth: None }.status() == Some(200)
+        Get {
+            port,
+            path: "/moto-api/data.json",
+            host: None,
+            auth: None,
+        }
+        .status()
+            == Some(200)
     });
     (format!("http://127.0.0.1:{port}"), Some(server))
 }
@@ -723,14 +818,18 @@ fn run_platform(ws: &Workspace) -> (Platform, Server) {
     step("MLflow's init container and server", t);
     let t = std::time::Instant::now();
     let said = run_identities_job(ws, &cluster, &platform).unwrap_or_else(|e| panic!("{e}"));
+    step("identities Job", t);
     for tool in mlflow::consumers() {
+        let t = std::time::Instant::now();
         assert!(said.contains(&format!("{tool}: created")), "{said}");
         check_client(ws, &cluster, &platform, tool).unwrap_or_else(|e| panic!("{e}"));
+        step(&format!("{tool}'s runs"), t);
     }
     // Idempotent: a second run only sets what is there.
+    let t = std::time::Instant::now();
     let again = run_identities_job(ws, &cluster, &platform).unwrap_or_else(|e| panic!("{e}"));
     assert!(again.contains("airflow: password set"), "{again}");
-    step("identities Job and the clients' runs", t);
+    step("identities Job again", t);
     let t = std::time::Instant::now();
     check_airflow(ws, &cluster, &platform);
     step("airflow db migrate, db check", t);
@@ -764,13 +863,26 @@ fn the_local_platform_runs_and_a_disagreeing_secret_fails() {
         .expect_err("a database password the server does not have must fail");
     assert!(err.contains("password authentication failed"), "{err}");
     let mut wrong = ws.cluster();
-    wrong.set_secret_key(&airflow_ns, "mlflow-client", "MLFLOW_TRACKING_PASSWORD", "not-the-password");
+    wrong.set_secret_key(
+        &airflow_ns,
+        "mlflow-client",
+        "MLFLOW_TRACKING_PASSWORD",
+        "not-the-password",
+    );
     let err = check_client(&ws, &wrong, &platform, "airflow")
         .expect_err("an MLflow password the server does not have must fail");
-    assert!(err.contains("401") || err.contains("not authenticated"), "{err}");
+    assert!(
+        err.contains("401") || err.contains("not authenticated"),
+        "{err}"
+    );
     let mlflow_ns = namespace_of(&cluster, "mlflow");
     let mut wrong = ws.cluster();
-    wrong.set_secret_key(&mlflow_ns, "mlflow-auth", "admin-password", "not-the-password");
+    wrong.set_secret_key(
+        &mlflow_ns,
+        "mlflow-auth",
+        "admin-password",
+        "not-the-password",
+    );
     let err = run_identities_job(&ws, &wrong, &platform).expect_err("a wrong admin must fail");
     assert!(err.contains("cannot log in"), "{err}");
 
@@ -814,8 +926,16 @@ fn the_rds_platform_runs_with_tls_and_s3() {
     let (endpoint, _moto) = moto();
     let ws = Workspace::new("aws");
     let loaded = ws.loaded();
-    let bucket = loaded.lock.aws.as_ref().and_then(|a| a.s3.as_ref()).map(|s| s.name.clone());
-    moto_bucket(&endpoint, bucket.as_deref().expect("the bucket in the lock file"));
+    let bucket = loaded
+        .lock
+        .aws
+        .as_ref()
+        .and_then(|a| a.s3.as_ref())
+        .map(|s| s.name.clone());
+    moto_bucket(
+        &endpoint,
+        bucket.as_deref().expect("the bucket in the lock file"),
+    );
     *MOTO.lock().unwrap_or_else(|e| e.into_inner()) = Some(endpoint);
     let (platform, server) = run_platform(&ws);
     assert!(platform.pg.tls);
@@ -828,8 +948,9 @@ fn the_rds_platform_runs_with_tls_and_s3() {
 fn the_mlflow_image_installs_what_the_runtime_test_runs() {
     let dockerfile =
         std::fs::read_to_string(repo().join("images/mlflow/Dockerfile")).expect("Dockerfile");
-    let requirements = std::fs::read_to_string(repo().join("tests/runtime/mlflow.requirements.txt"))
-        .expect("requirements");
+    let requirements =
+        std::fs::read_to_string(repo().join("tests/runtime/mlflow.requirements.txt"))
+            .expect("requirements");
     let arg = |name: &str| -> String {
         dockerfile
             .lines()
@@ -852,8 +973,8 @@ fn the_mlflow_image_installs_what_the_runtime_test_runs() {
     let out = Workspace::new("local");
     let cluster = out.cluster();
     let ns = namespace_of(&cluster, "mlflow");
-    let image = cluster.get("Deployment", &ns, "mlflow")["spec"]["template"]["spec"]["containers"][0]
-        ["image"]
+    let image = cluster.get("Deployment", &ns, "mlflow")["spec"]["template"]["spec"]["containers"]
+        [0]["image"]
         .as_str()
         .unwrap_or_default()
         .to_owned();

@@ -259,7 +259,12 @@ fn new_jobs(before: &crate::output::Tree, after: &crate::output::Tree) -> Vec<St
     let jobs = |tree: &crate::output::Tree| -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for (path, file) in &tree.files {
-            if file.secret || !path.rsplit('/').next().is_some_and(|f| f.starts_with("job-")) {
+            if file.secret
+                || !path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|f| f.starts_with("job-"))
+            {
                 continue;
             }
             let text = String::from_utf8_lossy(&file.bytes);
@@ -277,7 +282,10 @@ fn new_jobs(before: &crate::output::Tree, after: &crate::output::Tree) -> Vec<St
         out
     };
     let old = jobs(before);
-    jobs(after).into_iter().filter(|j| !old.contains(j)).collect()
+    jobs(after)
+        .into_iter()
+        .filter(|j| !old.contains(j))
+        .collect()
 }
 
 /// A database password lives in the database too: say how it gets there. mlplat's reconcile
@@ -289,7 +297,11 @@ fn database_step(loaded: &Loaded, after: &Rendered, name: &str) -> Option<String
     } else {
         name.strip_prefix("postgres/users/")?.to_owned()
     };
-    let managed = after.tree.files.keys().any(|p| p.starts_with("postgres/job-"));
+    let managed = after
+        .tree
+        .files
+        .keys()
+        .any(|p| p.starts_with("postgres/job-"));
     if managed {
         return Some(format!(
             "  then: the new reconcile Job sets the new password of role `{role}` in PostgreSQL (logged in with the previous one when it is the superuser's); the tools' pods connect with it once they restart\n"

@@ -364,7 +364,12 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
         // `airflow.extraEnv` reaches every Airflow container, the KubernetesExecutor pod
         // template included.
         let mut env = vec![json!({"name": "MLFLOW_TRACKING_URI", "value": uri})];
-        env.extend(mlflow_client_env(false).as_array().cloned().unwrap_or_default());
+        env.extend(
+            mlflow_client_env(false)
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
         set(v, &["airflow", "extraEnv"], Value::Array(env));
     }
     if let Some(ing) = &cfg.ingress {

@@ -90,7 +90,10 @@ pub fn build(
         "basic_auth.ini": auth_ini,
     });
     let consumers = consumers(loaded);
-    let mut secrets = vec![(DB_SECRET, db_data.clone()), (AUTH_SECRET, auth_data.clone())];
+    let mut secrets = vec![
+        (DB_SECRET, db_data.clone()),
+        (AUTH_SECRET, auth_data.clone()),
+    ];
     let mut identities = serde_json::Map::new();
     for tool in &consumers {
         identities.insert(
@@ -105,7 +108,8 @@ pub fn build(
     // Keyed: out/ may be public (external-secrets mode), the checksum must not help anyone
     // guess a value; it still changes with each one, so a rotation rolls the pods. Only the
     // Secrets the server reads: a new service-account password re-runs the Job, not the server.
-    let server_secrets_checksum = deriver.checksum(json!([db_data, auth_data]).to_string().as_bytes());
+    let server_secrets_checksum =
+        deriver.checksum(json!([db_data, auth_data]).to_string().as_bytes());
 
     let mut hosts = vec![
         "localhost".to_owned(),
@@ -263,7 +267,10 @@ fn identities_job(
     env.push(json!({"name": "HOME", "value": "/tmp"}));
     let inputs = json!([script, url, consumers, passwords, admin_password.expose()]);
     let checksum = deriver.checksum(inputs.to_string().as_bytes());
-    let tag = checksum.trim_start_matches("hmac:").get(..8).unwrap_or_default();
+    let tag = checksum
+        .trim_start_matches("hmac:")
+        .get(..8)
+        .unwrap_or_default();
     let mut pod_labels = component.labels.all();
     pod_labels["app.kubernetes.io/name"] = json!("mlflow-identities");
     component.object(
@@ -289,11 +296,7 @@ pub fn consumers(loaded: &Loaded) -> Vec<&'static str> {
     if !p.enabled("mlflow") {
         return Vec::new();
     }
-    CONSUMERS
-        .iter()
-        .copied()
-        .filter(|t| p.enabled(t))
-        .collect()
+    CONSUMERS.iter().copied().filter(|t| p.enabled(t)).collect()
 }
 
 /// The service account's password of `tool` (derived as `mlflow/clients/<tool>`, so

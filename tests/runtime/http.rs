@@ -20,7 +20,9 @@ impl Get<'_> {
     /// The answer's status code and body; `None` when nothing answers.
     pub fn send(&self) -> Option<(u16, String)> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .ok()?;
         let host = self
             .host
             .map(str::to_owned)

@@ -36,7 +36,11 @@ impl Cluster {
                     let text = std::fs::read_to_string(&path).expect("read");
                     let docs = mlplat::yaml::parse_documents(&text)
                         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                    objects.extend(docs.into_iter().map(|d| d.to_json()).filter(|d| d.is_object()));
+                    objects.extend(
+                        docs.into_iter()
+                            .map(|d| d.to_json())
+                            .filter(|d| d.is_object()),
+                    );
                 }
             }
         }
@@ -177,7 +181,7 @@ impl Rewrites {
             .push((format!("{host}:{port}"), format!("127.0.0.1:{local}")));
         self.pairs.push((host.to_owned(), "127.0.0.1".to_owned()));
         // Longest first: `host:port` before `host`, a longer host before its suffix.
-        self.pairs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.pairs.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     }
 
     /// The local port standing for `host:port`.
@@ -217,6 +221,7 @@ pub struct Container {
 /// Makes container `name` of `pod` (a pod template's `spec`) runnable: its volumes under
 /// `root` (owned by `user`), `image_path` first on PATH (the image's programs), `rewrites`
 /// applied to the arguments, the environment and every file a volume holds.
+#[allow(clippy::too_many_arguments)] // a pod, a container, and where it runs: all needed
 pub fn container(
     cluster: &Cluster,
     namespace: &str,
@@ -250,10 +255,11 @@ pub fn container(
             .unwrap_or_else(|| panic!("container {name} mounts {volume}, which the pod lacks"));
         let files = if let Some(secret) = v["secret"]["secretName"].as_str() {
             Some((cluster.secret(namespace, secret), &v["secret"]["items"]))
-        } else if let Some(cm) = v["configMap"]["name"].as_str() {
-            Some((cluster.configmap(namespace, cm), &v["configMap"]["items"]))
         } else {
-            None // emptyDir, persistentVolumeClaim: an empty directory
+            // emptyDir, persistentVolumeClaim: an empty directory
+            v["configMap"]["name"]
+                .as_str()
+                .map(|cm| (cluster.configmap(namespace, cm), &v["configMap"]["items"]))
         };
         if let Some((data, items)) = files {
             let chosen: Vec<(String, String)> = match items.as_array() {
@@ -281,10 +287,14 @@ pub fn container(
     std::fs::set_permissions(&base, perms).expect("chmod");
     if super::proc::me().uid == 0 {
         // Owned by root, 0555: the unprivileged user cannot write there either.
-        std::process::Command::new("chown").arg("0:0").arg(&base).status().expect("chown");
+        std::process::Command::new("chown")
+            .arg("0:0")
+            .arg(&base)
+            .status()
+            .expect("chown");
     }
     // Longest mount path first, so /a/b wins over /a.
-    mounts.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
     let remount = |s: &str| -> String {
         let s = rewrites.apply(s);
         for (path, dir) in &mounts {
@@ -305,7 +315,10 @@ pub fn container(
         .map(|a| a.as_str().expect("argument").to_owned())
         .collect();
     for a in &argv {
-        assert!(!a.contains("$("), "{name}: an argument Kubernetes would expand: {a}");
+        assert!(
+            !a.contains("$("),
+            "{name}: an argument Kubernetes would expand: {a}"
+        );
     }
     argv = argv.iter().map(|a| remount(a)).collect();
     let resolved = cluster.resolve_env(namespace, c);

@@ -49,7 +49,8 @@ impl Postgres {
     pub fn start(dir: &Path, tls: bool) -> Postgres {
         let bin = bindir();
         let user = if me().uid == 0 {
-            user_named("postgres").expect("the postgres user (Debian's postgresql package makes it)")
+            user_named("postgres")
+                .expect("the postgres user (Debian's postgresql package makes it)")
         } else {
             me()
         };
@@ -59,7 +60,11 @@ impl Postgres {
         let run = |argv: Vec<String>| -> Output {
             Program {
                 argv,
-                env: [("PATH".to_owned(), format!("{}:/usr/bin:/bin", bin.display()))].into(),
+                env: [(
+                    "PATH".to_owned(),
+                    format!("{}:/usr/bin:/bin", bin.display()),
+                )]
+                .into(),
                 cwd: dir.to_owned(),
                 user,
             }
@@ -118,7 +123,11 @@ impl Postgres {
                 "-D".into(),
                 data.display().to_string(),
             ],
-            env: [("PATH".to_owned(), format!("{}:/usr/bin:/bin", bin.display()))].into(),
+            env: [(
+                "PATH".to_owned(),
+                format!("{}:/usr/bin:/bin", bin.display()),
+            )]
+            .into(),
             cwd: dir.to_owned(),
             user,
         }
@@ -186,7 +195,11 @@ impl Postgres {
         }
         .run(Duration::from_secs(60));
         let _ = std::fs::remove_file(&file);
-        assert!(out.status.success(), "psql as postgres failed:\n{}", text(&out));
+        assert!(
+            out.status.success(),
+            "psql as postgres failed:\n{}",
+            text(&out)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
