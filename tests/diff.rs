@@ -43,6 +43,11 @@ fn secret_values(out: &Path) -> Vec<String> {
                     continue;
                 }
                 for v in doc["stringData"].as_object().into_iter().flatten() {
+                    // A user name is not a secret (`MLFLOW_TRACKING_USERNAME: jupyterhub` names
+                    // the account that the hub's values also name).
+                    if v.0.to_ascii_lowercase().contains("username") {
+                        continue;
+                    }
                     for line in v.1.as_str().unwrap_or_default().lines() {
                         let line = line.trim();
                         let value = line.rsplit(": ").next().unwrap_or(line);

@@ -97,7 +97,7 @@ fn render_writes_each_environment_into_its_own_directory() {
     let ws = Workspace::new();
     let out = ws.run(&["render", "-c", "platform.yaml", "-o", "out"]);
     exits(&out, 0);
-    assert_eq!(stderr(&out), "mlplat: wrote out (60 files: dev, prod)\n");
+    assert_eq!(stderr(&out), "mlplat: wrote out (66 files: dev, prod)\n");
     let mut top: Vec<String> = std::fs::read_dir(ws.path("out"))
         .expect("ls")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -668,7 +668,9 @@ fn check_client(ws: &Workspace, cluster: &Cluster, p: &Platform, tool: &str) -> 
     }
 }
 
-/// `airflow db migrate` and `airflow db check` with the URI and Fernet key the chart reads.
+/// `airflow db migrate` and `airflow db check` with the URI and Fernet key the chart reads; then
+/// the official chart's user-creation Job's arguments and environment (the password from its
+/// Secret), and the admin's login as the UI checks it (FAB's `auth_user_db`).
 fn check_airflow(ws: &Workspace, cluster: &Cluster, p: &Platform) {
     let ns = namespace_of(cluster, "airflow");
     let uri = p
@@ -677,10 +679,15 @@ fn check_airflow(ws: &Workspace, cluster: &Cluster, p: &Platform) {
     let fernet = cluster.secret_key(&ns, "airflow-keys", "fernet-key");
     let home = ws.pod_dir("airflow");
     let venv = venv("airflow");
-    let env: BTreeMap<String, String> = [
+    let mut env: BTreeMap<String, String> = [
         ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", uri),
         ("AIRFLOW__CORE__FERNET_KEY", fernet),
         ("AIRFLOW__CORE__LOAD_EXAMPLES", "False".into()),
+        // What the official chart configures, so that `airflow users create` exists.
+        (
+            "AIRFLOW__CORE__AUTH_MANAGER",
+            "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager".into(),
+        ),
         ("AIRFLOW_HOME", home.display().to_string()),
         ("HOME", home.display().to_string()),
         (
@@ -691,24 +698,76 @@ fn check_airflow(ws: &Workspace, cluster: &Cluster, p: &Platform) {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    for args in [["db", "migrate"], ["db", "check"]] {
+    let run = |argv: Vec<String>, env: &BTreeMap<String, String>| {
         let out = Program {
-            argv: vec![
-                venv.join("bin/airflow").display().to_string(),
-                args[0].into(),
-                args[1].into(),
-            ],
+            argv: argv.clone(),
             env: env.clone(),
             cwd: home.clone(),
             user: proc::me(),
         }
         .run(Duration::from_secs(600));
+        let said = text(&out);
+        let tail: Vec<&str> = said.lines().rev().take(25).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
         assert!(
             out.status.success(),
-            "airflow {args:?} failed:\n{}",
-            text(&out)
+            "{argv:?} failed; the last lines:\n{}",
+            tail.join("\n")
+        );
+        said
+    };
+    for args in [["db", "migrate"], ["db", "check"]] {
+        run(
+            vec![
+                venv.join("bin/airflow").display().to_string(),
+                args[0].into(),
+                args[1].into(),
+            ],
+            &env,
         );
     }
+    let values = values_of(ws, "airflow");
+    let job = &values["createUserJob"];
+    let Some(args) = job["args"].as_array() else {
+        return; // no user in the config: no Job
+    };
+    env.extend(cluster.resolve_env(&ns, &serde_json::json!({"env": job["env"]})));
+    let argv: Vec<String> = args
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default().to_owned())
+        .collect();
+    run(argv.clone(), &env);
+    let username = argv
+        .windows(2)
+        .find(|w| w[0] == "-u")
+        .map(|w| w[1].clone())
+        .expect("-u USERNAME");
+    let password = cluster.secret_key(&ns, "airflow-users", &format!("{username}-password"));
+    // The password through the environment: never in an argument (or a failure message).
+    let login = r#"
+import os, sys
+from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+password = os.environ.pop("AIRFLOW_LOGIN_PASSWORD")
+with get_application_builder() as appbuilder:
+    sm = appbuilder.sm
+    user = sm.auth_user_db(sys.argv[1], password, rotate_session_id=False)
+    assert user is not None, "the login was refused"
+    assert any(r.name == "Admin" for r in user.roles), [r.name for r in user.roles]
+    assert sm.auth_user_db(sys.argv[1], password + "x", rotate_session_id=False) is None, "a wrong password logged in"
+print("logged in")
+"#;
+    let mut login_env = env.clone();
+    login_env.insert("AIRFLOW_LOGIN_PASSWORD".into(), password);
+    let said = run(
+        vec![
+            venv.join("bin/python").display().to_string(),
+            "-c".into(),
+            login.into(),
+            username,
+        ],
+        &login_env,
+    );
+    assert!(said.contains("logged in"), "{said}");
 }
 
 fn moto_bucket(moto: &str, bucket: &str) {
@@ -832,7 +891,10 @@ fn run_platform(ws: &Workspace) -> (Platform, Server) {
     step("identities Job again", t);
     let t = std::time::Instant::now();
     check_airflow(ws, &cluster, &platform);
-    step("airflow db migrate, db check", t);
+    step(
+        "airflow db migrate, db check, users create, the admin's login",
+        t,
+    );
     (platform, server)
 }
 

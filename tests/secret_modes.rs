@@ -194,19 +194,20 @@ fn a_rotation_rolls_the_pods_even_with_no_value_in_out() {
     let rotated = render(&loaded);
     loaded.lock = Default::default();
     let fresh = render(&loaded);
-    for path in ["mlflow/deployment.yaml", "postgres/statefulset.yaml"] {
-        let annotation = |r: &Rendered| {
-            docs(&r.tree.files[path].bytes)[0]["spec"]["template"]["metadata"]["annotations"]
-                ["checksum/secret"]
-                .clone()
-        };
-        let (a, b) = (annotation(&fresh), annotation(&rotated));
-        assert!(
-            a.as_str().is_some_and(|s| s.starts_with("hmac:")),
-            "{path}: {a}"
-        );
-        assert_eq!(a != b, path.starts_with("mlflow"), "{path}");
-    }
+    let annotation = |r: &Rendered| {
+        docs(&r.tree.files["mlflow/deployment.yaml"].bytes)[0]["spec"]["template"]["metadata"]
+            ["annotations"]["checksum/secret"]
+            .clone()
+    };
+    let (a, b) = (annotation(&fresh), annotation(&rotated));
+    assert!(a.as_str().is_some_and(|s| s.starts_with("hmac:")), "{a}");
+    assert_ne!(a, b);
+    // PostgreSQL does not read the Flask key: its reconcile Job (named by a checksum of its
+    // inputs) stays the same.
+    let job = |r: &Rendered| {
+        docs(&r.tree.files["postgres/job-reconcile.yaml"].bytes)[0]["metadata"]["name"].clone()
+    };
+    assert_eq!(job(&fresh), job(&rotated));
 }
 
 #[test]
@@ -516,8 +517,8 @@ fn rotate_bumps_one_generation_and_says_what_restarts() {
     let again = ws.run(&["rotate", "-c", "local.yaml", "airflow/fernet-key"], &[]);
     assert!(text(&again.stdout).contains("generation 2 → 3"));
 
-    // A database password: its Secrets change, PostgreSQL and MLflow roll, and the step that
-    // changes the role's password in the database is printed.
+    // A database password: its Secrets change, MLflow rolls, and a new reconcile Job sets the
+    // role's password in PostgreSQL.
     let out = ws.run(
         &["rotate", "-c", "local.yaml", "postgres/users/mlflow"],
         &[],
@@ -527,9 +528,8 @@ fn rotate_bumps_one_generation_and_says_what_restarts() {
         "  changes Secret mlops-mlflow/mlflow-db-auth (backend-store-uri, postgresql-password)\n",
         "  changes Secret mlops-postgres/postgres-auth (mlflow-password)\n",
         "  restarts: MLflow (Deployment mlops-mlflow/mlflow): rolls by itself",
-        "  restarts: PostgreSQL (StatefulSet mlops-postgres/postgres): rolls by itself",
-        "ALTER ROLE \"mlflow\" PASSWORD :'pw';",
-        "-v pw=\"$DB_PASSWORD_MLFLOW\"",
+        "  runs: Job mlops-postgres/postgres-reconcile-",
+        "  then: the new reconcile Job sets the new password of role `mlflow` in PostgreSQL",
     ] {
         assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
     }

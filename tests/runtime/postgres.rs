@@ -178,18 +178,22 @@ impl Postgres {
             "-d".into(),
             "postgres".into(),
         ];
-        for (k, v) in vars {
-            argv.push("-v".into());
-            argv.push(format!("{k}={v}"));
+        // Values reach psql through the environment (`\getenv`), never the command line.
+        let mut env = BTreeMap::new();
+        let mut script = String::new();
+        for (i, (k, v)) in vars.iter().enumerate() {
+            env.insert(format!("MLPLAT_VAR_{i}"), (*v).to_owned());
+            script.push_str(&format!("\\getenv {k} MLPLAT_VAR_{i}\n"));
         }
+        script.push_str(sql);
         argv.push("-f".into());
         let file = self.dir.join(format!("admin-{}.sql", free_port()));
-        std::fs::write(&file, sql).expect("sql");
+        std::fs::write(&file, script).expect("sql");
         give(&file, self.user);
         argv.push(file.display().to_string());
         let out = Program {
             argv,
-            env: BTreeMap::new(),
+            env,
             cwd: self.dir.clone(),
             user: self.user,
         }
