@@ -28,6 +28,8 @@
 mod http;
 #[path = "runtime/kube.rs"]
 mod kube;
+#[path = "runtime/pgbouncer.rs"]
+mod pgbouncer;
 #[path = "runtime/postgres.rs"]
 mod postgres;
 #[path = "runtime/proc.rs"]
@@ -107,10 +109,15 @@ impl Workspace {
         chmod(&root, 0o755);
         let examples = root.join("examples");
         std::fs::create_dir(&examples).expect("mkdir");
-        for entry in std::fs::read_dir(repo().join("examples")).expect("examples") {
-            let path = entry.expect("entry").path();
-            if path.is_file() {
-                std::fs::copy(&path, examples.join(path.file_name().expect("name"))).expect("copy");
+        // The configs, the files they read and their values files (not the rendered trees).
+        for dir in ["", "values"] {
+            let (from, to) = (repo().join("examples").join(dir), examples.join(dir));
+            std::fs::create_dir_all(&to).expect("mkdir");
+            for entry in std::fs::read_dir(from).expect("examples") {
+                let path = entry.expect("entry").path();
+                if path.is_file() {
+                    std::fs::copy(&path, to.join(path.file_name().expect("name"))).expect("copy");
+                }
             }
         }
         let ws = Workspace {
@@ -1045,4 +1052,169 @@ fn the_mlflow_image_installs_what_the_runtime_test_runs() {
         "the default image {image} is not MLflow {}",
         arg("MLFLOW_VERSION")
     );
+}
+
+/// The tests' own venv (helm-python-sdk), from `scripts/test-env`.
+fn tests_venv() -> PathBuf {
+    let out = Command::new(repo().join("scripts/test-env"))
+        .current_dir(repo())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("scripts/test-env");
+    assert!(
+        out.status.success(),
+        "scripts/test-env failed:\n{}",
+        text(&out)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// The published chart archives: `shared/charts/` beside the repository (`$MLPLAT_SHARED`
+/// names another `shared/`).
+fn charts_dir(archive: &str, pull: &str) -> PathBuf {
+    let shared = std::env::var_os("MLPLAT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"));
+    let dir = shared.join("charts");
+    assert!(
+        dir.join(archive).exists(),
+        "{} has no {archive}: `{pull} -d {}`",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}
+
+/// The objects the published chart of `chart` renders for the tree's release (Helm's engine,
+/// `tests/runtime/chart.py`), `set_null` values removed first (the chart's defaults apply).
+fn chart_objects(ws: &Workspace, chart: &str, archive: &str, set_null: &[&str]) -> Vec<Value> {
+    let pull = "helm pull airflow --repo https://airflow-helm.github.io/charts --version 8.9.0";
+    let mut cmd = Command::new(tests_venv().join("bin/python"));
+    cmd.arg(repo().join("tests/runtime/chart.py"))
+        .arg(ws.out())
+        .arg(chart)
+        .arg(charts_dir(archive, pull));
+    for path in set_null {
+        cmd.args(["--set-null", path]);
+    }
+    let out = cmd.output().expect("chart.py");
+    assert!(out.status.success(), "chart.py failed:\n{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("chart.py's JSON")
+}
+
+/// Runs one query with a client's URI (host, port, user, password, database and `sslmode`
+/// through libpq's variables, never the command line); its output, or what psql said.
+fn query(uri: &str, pg: &Postgres, sql: &str) -> Result<String, String> {
+    let (user, password, database, sslmode) = parse_uri(uri);
+    let rest = uri.split_once("://").expect("a URI").1;
+    let hostport = rest.rsplit_once('@').expect("userinfo").1;
+    let hostport = hostport.split(['/', '?']).next().unwrap_or_default();
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
+    let mut env: BTreeMap<String, String> = [
+        ("PGHOST", host),
+        ("PGPORT", port),
+        ("PGUSER", &user),
+        ("PGPASSWORD", &password),
+        ("PGDATABASE", &database),
+        ("PGCONNECT_TIMEOUT", "10"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if let Some(mode) = sslmode {
+        env.insert("PGSSLMODE".into(), mode);
+    }
+    let out = Program {
+        argv: vec![
+            pg.bin().join("psql").display().to_string(),
+            "-X".into(),
+            "-At".into(),
+            "-c".into(),
+            sql.into(),
+        ],
+        env,
+        cwd: repo(),
+        user: proc::me(),
+    }
+    .run(Duration::from_secs(120));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(text(&out).trim().to_owned())
+    }
+}
+
+/// The community chart's PgBouncer (on by default) speaks TLS to the database when the config
+/// asks for it (`examples/airflow2-external-db.yaml`: an external server, `sslmode: require`).
+/// Airflow's scheduler connects through it as the chart wires it: against a server without
+/// TLS the connection fails; against one that offers TLS it holds, encrypted as the server sees
+/// it. With the chart's own default (`pgbouncer.serverSSL.mode: prefer`, mlplat's value
+/// removed) the same connection to the server without TLS goes through in plaintext, which the
+/// check tells apart.
+#[test]
+fn the_community_charts_pgbouncer_demands_tls_from_the_database() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ws = Workspace::new("airflow2-external-db");
+    let ns = namespace_of(&ws.cluster(), "airflow");
+    let with_chart = |set_null: &[&str]| {
+        let mut cluster = ws.cluster();
+        let objects = chart_objects(&ws, "airflow", "airflow-8.9.0.tgz", set_null);
+        cluster.objects.extend(objects);
+        cluster
+    };
+    let rendered = with_chart(&[]);
+    let chart_default = with_chart(&["pgbouncer.serverSSL.mode"]);
+    // The external server, prepared as its administrator would for Airflow.
+    let values = values_of(&ws, "airflow");
+    let (user, database) = (
+        values["externalDatabase"]["user"].as_str().expect("user"),
+        values["externalDatabase"]["database"]
+            .as_str()
+            .expect("database"),
+    );
+    let password = rendered.secret_key(&ns, "airflow-db-auth", "postgresql-password");
+    let prepare = |pg: &Postgres| {
+        pg.admin(
+            "CREATE ROLE :\"user\" LOGIN PASSWORD :'pw';\nCREATE DATABASE :\"db\" OWNER :\"user\";",
+            &[("user", user), ("pw", &password), ("db", database)],
+        );
+    };
+    let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let through_pgbouncer = |cluster: &Cluster, pg: &Postgres, name: &str| {
+        let dir = ws.pod_dir(name);
+        let bouncer = pgbouncer::start(cluster, &ns, pg.port, &dir, unprivileged("nobody"));
+        let uri = pgbouncer::airflow_uri(cluster, &ns, "scheduler", &bouncer, &dir);
+        let got = query(&uri, pg, ssl);
+        (got, bouncer.server.log_text())
+    };
+
+    let t = std::time::Instant::now();
+    let plain = Postgres::start(&ws.root.join("postgres-plain"), false);
+    prepare(&plain);
+    // PgBouncer holds the client while it retries the server (its log says nothing of a
+    // refused TLS request): psql gives up after PGCONNECT_TIMEOUT. The same server, the same
+    // files but the chart's default mode then show that TLS is what made the difference.
+    let (got, log) = through_pgbouncer(&rendered, &plain, "pgbouncer");
+    if let Ok(ssl) = got {
+        panic!("PgBouncer reached a server without TLS (ssl: {ssl}):\n{log}");
+    }
+    let (got, log) = through_pgbouncer(&chart_default, &plain, "pgbouncer-default");
+    assert_eq!(
+        got.unwrap_or_else(|e| panic!("with the chart's default: {e}\n{log}")),
+        "f",
+        "with the chart's default (`prefer`) the connection to a server without TLS is plaintext"
+    );
+    drop(plain);
+    step("PgBouncer and a server without TLS", t);
+
+    let t = std::time::Instant::now();
+    let tls = Postgres::start(&ws.root.join("postgres-tls"), true);
+    prepare(&tls);
+    let (got, log) = through_pgbouncer(&rendered, &tls, "pgbouncer-tls");
+    assert_eq!(
+        got.unwrap_or_else(|e| panic!("through PgBouncer to a server with TLS: {e}\n{log}")),
+        "t",
+        "PgBouncer's connection to the server is encrypted"
+    );
+    step("PgBouncer and a server with TLS", t);
 }

@@ -110,8 +110,7 @@ impl Program {
                 break status;
             }
             if started.elapsed() > timeout {
-                stop_group(child.id());
-                let _ = child.wait();
+                stop_group(&mut child);
                 panic!(
                     "{:?} did not finish in {timeout:?}; its output:\n{}{}",
                     self.argv,
@@ -181,34 +180,34 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        stop_group(self.child.id());
-        let _ = self.child.wait();
+        stop_group(&mut self.child);
     }
 }
 
-/// SIGTERM to the process group `pid` leads (and SIGKILL if it is still there after 20 s).
-pub fn stop_group(pid: u32) {
-    let group = format!("-{pid}");
-    let _ = Command::new("kill")
-        .args(["-TERM", "--", &group])
-        .stderr(Stdio::null())
-        .status();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        let alive = Command::new("kill")
-            .args(["-0", "--", &group])
+/// SIGTERM to the process group `child` leads (and SIGKILL if it is still there after 20 s);
+/// returns once the group is gone and `child` reaped. The leader is reaped while waiting: a
+/// zombie leader would keep the group alive to `kill -0`.
+pub fn stop_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, "--", &group])
             .stderr(Stdio::null())
             .status()
-            .is_ok_and(|s| s.success());
-        if !alive {
+            .is_ok_and(|s| s.success())
+    };
+    signal("-TERM");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let _ = child.try_wait();
+        if !signal("-0") {
+            let _ = child.wait();
             return;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &group])
-        .stderr(Stdio::null())
-        .status();
+    signal("-KILL");
+    let _ = child.wait();
 }
 
 /// A free TCP port on 127.0.0.1.
