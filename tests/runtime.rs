@@ -902,7 +902,45 @@ fn run_platform(ws: &Workspace) -> (Platform, Server) {
         "airflow db migrate, db check, users create, the admin's login",
         t,
     );
+    check_mlflow_memory(&cluster, &server);
     (platform, server)
+}
+
+/// The MLflow server, after the identities Job ran twice and each tool logged its runs, fits the
+/// memory limit the Deployment gives it (what a cgroup would charge: PSS summed over its
+/// processes). Prints the figures the README quotes.
+fn check_mlflow_memory(cluster: &Cluster, server: &Server) {
+    let ns = namespace_of(cluster, "mlflow");
+    let deployment = cluster.get("Deployment", &ns, "mlflow");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let limit = container["resources"]["limits"]["memory"]
+        .as_str()
+        .expect("MLflow's memory limit");
+    let limit_bytes = match limit.strip_suffix("Mi") {
+        Some(mi) => mi.parse::<u64>().expect("Mi") << 20,
+        None => {
+            limit
+                .strip_suffix("Gi")
+                .expect("Mi or Gi")
+                .parse::<u64>()
+                .expect("Gi")
+                << 30
+        }
+    };
+    let (processes, pss, rss) = server.memory();
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    eprintln!(
+        "runtime: MLflow server memory: {processes} processes, PSS {:.0} MiB, RSS summed {:.0} MiB \
+         (limit {limit})",
+        mib(pss),
+        mib(rss)
+    );
+    assert!(processes > 0, "no process of the MLflow server found");
+    assert!(
+        pss < limit_bytes,
+        "the MLflow server takes {:.0} MiB (PSS), over its limit {limit}",
+        mib(pss)
+    );
 }
 
 mod mlflow {
@@ -1012,7 +1050,8 @@ fn the_rds_platform_runs_with_tls_and_s3() {
 }
 
 /// The image the manifests name carries what the runtime test ran: the same MLflow (with the
-/// auth extra), psycopg2 and boto3, and its tag is MLflow's version.
+/// auth extra), psycopg2 and boto3, and its tag is MLflow's version. The VS Code single-user
+/// image's client (`mlflow-skinny`) is the same version, the one the test's clients ran.
 #[test]
 fn the_mlflow_image_installs_what_the_runtime_test_runs() {
     let dockerfile =
@@ -1039,6 +1078,20 @@ fn the_mlflow_image_installs_what_the_runtime_test_runs() {
         );
     }
     assert!(dockerfile.contains("\"mlflow[auth]==${MLFLOW_VERSION}\""));
+    let vscode = std::fs::read_to_string(repo().join("images/jupyter-vscode/Dockerfile"))
+        .expect("jupyter-vscode Dockerfile");
+    let client = vscode
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG MLFLOW_VERSION="))
+        .expect("no ARG MLFLOW_VERSION in images/jupyter-vscode/Dockerfile");
+    assert!(vscode.contains("\"mlflow-skinny==${MLFLOW_VERSION}\""));
+    assert!(
+        requirements
+            .lines()
+            .any(|l| l == format!("mlflow-skinny=={client}")),
+        "images/jupyter-vscode/Dockerfile installs mlflow-skinny {client}, not the version \
+         tests/runtime/mlflow.requirements.txt pins"
+    );
     let out = Workspace::new("local");
     let cluster = out.cluster();
     let ns = namespace_of(&cluster, "mlflow");

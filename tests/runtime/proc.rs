@@ -158,6 +158,45 @@ impl Server {
         }
     }
 
+    /// The memory of its process group now: (processes, PSS summed, RSS summed), in bytes. PSS
+    /// (`/proc/PID/smaps_rollup`) shares a page among the processes that map it, as the kernel
+    /// charges a container's cgroup; where a process's smaps cannot be read, its RSS stands in.
+    pub fn memory(&self) -> (usize, u64, u64) {
+        let group = self.child.id().to_string();
+        let kib = |text: &str, key: &str| -> Option<u64> {
+            let line = text.lines().find(|l| l.starts_with(key))?;
+            line[key.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        };
+        let (mut n, mut pss, mut rss) = (0, 0, 0);
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let dir = entry.path();
+            let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ')'.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            if rest.split_whitespace().nth(2) != Some(group.as_str()) {
+                continue;
+            }
+            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+            let Some(r) = kib(&status, "VmRSS:") else {
+                continue; // a zombie, or gone
+            };
+            let smaps = std::fs::read_to_string(dir.join("smaps_rollup")).unwrap_or_default();
+            n += 1;
+            rss += r * 1024;
+            pss += kib(&smaps, "Pss:").unwrap_or(r) * 1024;
+        }
+        (n, pss, rss)
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
