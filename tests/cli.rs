@@ -127,6 +127,15 @@ fn wrong_type() {
 }
 
 #[test]
+fn an_official_chart_version_outside_the_supported_range_names_the_range() {
+    rejects(
+        &format!("platform: mlops\n{KEY}tools:\n  airflow:\n    chart: {{version: \"1.17.0\"}}\n"),
+        &[],
+        include_str!("cli/unsupported_chart_version.txt"),
+    );
+}
+
+#[test]
 fn unquoted_version_is_a_number() {
     rejects(
         &format!(

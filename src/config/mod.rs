@@ -674,6 +674,31 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
                 );
             }
         }
+        if let Some(chart) = &a.chart {
+            let supported = crate::tools::airflow::versions(a.flavor);
+            if !supported.contains(&chart.version) {
+                let name = match a.flavor {
+                    AirflowFlavor::Official => "the official Airflow chart",
+                    AirflowFlavor::Community => "the community Airflow chart",
+                };
+                out.push(
+                    ctx.diag(
+                        "/tools/airflow/chart/version",
+                        format!(
+                            "{name} {} is not supported: mlplat builds values for versions {}",
+                            chart.version, supported.text
+                        ),
+                    )
+                    .help(format!(
+                        "pin a version in that range (chart keys move between releases, and values for another version would be refused by the chart), or leave `chart` out for {}",
+                        match a.flavor {
+                            AirflowFlavor::Official => crate::tools::airflow::OFFICIAL_CHART.2,
+                            AirflowFlavor::Community => crate::tools::airflow::COMMUNITY_CHART.2,
+                        }
+                    )),
+                );
+            }
+        }
         if a.flavor == AirflowFlavor::Official && a.users.len() > 1 {
             out.push(
                 ctx.diag(
