@@ -221,7 +221,11 @@ fn a_changed_chart_archive_is_refused_and_out_is_untouched() {
     fx.ok(&["render"]);
     let before = files(&fx.path("out"));
     let lock = mlplat::lock::Lock::load(&fx.path("platform.yaml")).expect("lock");
-    let pin = lock.charts.get("jupyterhub").expect("jupyterhub pinned");
+    let pin = lock
+        .charts
+        .iter()
+        .find(|p| p.chart == "jupyterhub")
+        .expect("jupyterhub pinned");
     let archive = mlplat::charts::archive_path(&fx.path("cache"), pin);
     let mut bytes = std::fs::read(&archive).expect("cached archive");
     let last = bytes.len() - 1;

@@ -55,23 +55,22 @@ impl Target {
     }
 }
 
-fn render_tree(loaded: &Loaded) -> anyhow::Result<Tree> {
-    render::render(loaded).map_err(super::render_error)
-}
-
 /// One platform: the config without environments, or the environment `--env` names.
 fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Result<Outcome> {
     // `--check` always renders and compares: a render takes milliseconds, and an answer from
     // the index alone would miss a change in mlplat itself (templates, value builders) made
     // without a version bump. The index still names files edited by hand.
-    let tree = render_tree(loaded)?;
+    let report = render::render_report(loaded).map_err(super::render_error)?;
+    let tree = &report.tree;
     if args.check {
-        return check(&tree, target, &[(String::new(), target.dir.clone())]);
+        let outcome = check(tree, target, &[(String::new(), target.dir.clone())])?;
+        super::note_unchecked(&loaded.file, &report);
+        return Ok(outcome);
     }
     if loaded.environment.is_some() {
         output::ensure_root(&args.out)?;
     }
-    let written = output::write(&tree, &target.dir)?;
+    let written = output::write(tree, &target.dir)?;
     let dirs: Vec<&str> = tree
         .files
         .keys()
@@ -79,26 +78,31 @@ fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Resul
         .collect();
     report_written(written, &target.dir, tree.files.len(), &dirs);
     warn_if_tracked(&[loaded], &target.dir);
+    super::note_unchecked(&loaded.file, &report);
     Ok(Outcome::Clean)
 }
 
 /// Every environment, each into `out/<env>/`, written (or checked) as one tree.
 fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let envs = config::load_all(&args.config)?;
-    let tree = render::render_environments(&envs).map_err(super::render_error)?;
+    let report = render::render_environments_report(&envs).map_err(super::render_error)?;
+    let tree = &report.tree;
     let target = Target::whole(args);
     if args.check {
         let indexes: Vec<(String, PathBuf)> = envs
             .iter()
             .map(|(env, _)| (format!("{env}/"), args.out.join(env)))
             .collect();
-        return check(&tree, &target, &indexes);
+        let outcome = check(tree, &target, &indexes)?;
+        super::note_unchecked(&args.config, &report);
+        return Ok(outcome);
     }
-    let written = output::write(&tree, &args.out)?;
+    let written = output::write(tree, &args.out)?;
     let names: Vec<&str> = envs.iter().map(|(env, _)| env.as_str()).collect();
     report_written(written, &args.out, tree.files.len(), &names);
     let loaded: Vec<&Loaded> = envs.iter().map(|(_, l)| l).collect();
     warn_if_tracked(&loaded, &args.out);
+    super::note_unchecked(&args.config, &report);
     Ok(Outcome::Clean)
 }
 

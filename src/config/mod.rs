@@ -395,11 +395,14 @@ impl Inputs {
     }
 }
 
-/// A user's chart values file, parsed.
+/// A user's chart values file, parsed, with what points a problem at its line.
 #[derive(Debug, Clone)]
 pub struct ValuesFile {
     pub path: PathBuf,
     pub value: Value,
+    /// The file's tree, with the position of every key and value.
+    pub doc: Node,
+    pub text: String,
 }
 
 /// A config that passed every check, with everything it refers to read in.
@@ -1035,7 +1038,12 @@ fn load_values_files(
             };
             match yaml::parse_document(&text) {
                 Ok(doc) => match doc.to_json() {
-                    v @ Value::Object(_) => files.push(ValuesFile { path, value: v }),
+                    v @ Value::Object(_) => files.push(ValuesFile {
+                        path,
+                        value: v,
+                        doc,
+                        text,
+                    }),
                     Value::Null => {}
                     _ => problems.push(
                         Diagnostic::new(

@@ -1,8 +1,9 @@
 //! `delivery: rendered`: each chart inflated by `helm template` into plain manifests, so that
 //! `kubectl apply -k out/` needs no controller in the cluster.
 //!
-//! The chart archive comes from the cache, checked against the lock first (see
-//! [`crate::charts`]). Helm's output is re-emitted by mlplat's own YAML writer, one file per
+//! The chart archive comes from the cache, checked against the lock first, and Helm runs for
+//! every chart at once, or not at all when nothing changed (see [`crate::charts::inflate`]).
+//! Helm's output is re-emitted by mlplat's own YAML writer, one file per
 //! kind under `out/<tool>/chart/`, objects sorted by namespace and name, so the bytes depend on
 //! the chart and the values only. Namespaced objects without a namespace get the tool's.
 //!
@@ -19,8 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::charts::{self, ChartError};
-use crate::config::Loaded;
-use crate::tools::{ChartRelease, Component, RenderError, merge};
+use crate::tools::{ChartRelease, Component, RenderError};
 use crate::yaml;
 
 /// The hook events that also happen on `kubectl apply`: hooks on them are kept.
@@ -51,38 +51,21 @@ const CLUSTER_SCOPED: &[&str] = &[
     "VolumeAttachment",
 ];
 
-/// Adds the inflated chart to `component`: `chart/<kind>.yaml` files, and its CRDs to
-/// `component.crds`.
+/// Adds the inflated chart (`text`, what `helm template` printed) to `component`:
+/// `chart/<kind>.yaml` files, and its CRDs to `component.crds`.
 pub fn deliver(
-    loaded: &Loaded,
     component: &mut Component,
     chart: &ChartRelease,
+    text: &str,
 ) -> Result<(), RenderError> {
     let tool = component.name.clone();
-    let cache = charts::cache_dir()?;
-    let cx = charts::Context {
-        config: &loaded.file,
-        cache: &cache,
-    };
-    let archive = charts::verified_archive(&cx, &tool, chart, loaded.lock.charts.get(&tool))?;
-    // As Flux merges them: the secret values first, the others over them.
-    let mut values = chart.secret_values.clone();
-    merge(&mut values, &chart.values);
     let secrets = secret_strings(&chart.secret_values);
-    let text = charts::template(
-        &tool,
-        chart,
-        &archive,
-        &component.namespace,
-        &values,
-        &secrets,
-    )?;
     let bad = |message: String| ChartError::BadManifest {
         tool: tool.clone(),
         chart: charts::label(chart),
         message,
     };
-    let docs = yaml::parse_documents(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+    let docs = yaml::parse_documents(text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
     let objects: Vec<Value> = docs
         .iter()
         .map(|d| d.to_json())
@@ -158,7 +141,7 @@ fn describe(obj: &Value) -> String {
 
 /// Every string among the chart's secret values long enough to be a secret (short ones, such
 /// as a user name or `true`, would match anywhere).
-fn secret_strings(v: &Value) -> Vec<String> {
+pub fn secret_strings(v: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {
