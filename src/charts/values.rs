@@ -353,9 +353,105 @@ fn describe(kind: &ViolationKind, instance: &Value) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn facts() -> ChartFacts {
+        ChartFacts {
+            defaults: json!({"scheduler": {"replicas": 1}, "env": []}),
+            schema: Some(json!({
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "additionalProperties": false,
+                "properties": {
+                    "scheduler": {"type": "object", "additionalProperties": false,
+                                  "properties": {"replicas": {"type": "integer"}}},
+                    "env": {"type": "array", "items": {"type": "object", "required": ["name", "value"]}}
+                }
+            })),
+        }
+    }
+
+    fn release(values: Value) -> ChartRelease {
+        ChartRelease {
+            repository: "https://charts.example.com".into(),
+            chart: "demo".into(),
+            version: "1.0.0".into(),
+            values,
+            secret_values: json!({}),
+        }
+    }
+
+    fn user_file(text: &str) -> ValuesFile {
+        let doc = crate::yaml::parse_document(text).unwrap();
+        ValuesFile {
+            path: "values/demo.yaml".into(),
+            value: doc.to_json(),
+            doc,
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_value_from_the_users_file_points_at_its_line() {
+        let file = user_file("scheduler:\n  replicas: two\nenv:\n  - name: A\n");
+        let mut values = json!({"scheduler": {}});
+        crate::tools::merge(&mut values, &file.value);
+        let config = std::path::Path::new("platform.yaml");
+        let problems = check(config, "demo", &release(values), &facts(), &[file]).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:#?}");
+        assert!(text[0].starts_with("values/demo.yaml:2:13: scheduler.replicas: expected an integer, found a string (chart demo 1.0.0)"), "{}", text[0]);
+        // A list item the user wrote lacks a key: the user's, at the item.
+        assert!(
+            text[1].starts_with("values/demo.yaml:4:5: env[0]: missing required key `value`"),
+            "{}",
+            text[1]
+        );
+        // The message does not repeat the value (the snippet shows the user's own line).
+        assert!(
+            !text
+                .iter()
+                .any(|t| t.lines().next().unwrap().contains("two")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn a_value_mlplat_wrote_is_called_mlplats_bug() {
+        let config = std::path::Path::new("platform.yaml");
+        let problems = check(
+            config,
+            "demo",
+            &release(json!({"schedulr": {}})),
+            &facts(),
+            &[],
+        )
+        .unwrap_err();
+        let text = problems[0].to_string();
+        assert!(
+            text.starts_with("platform.yaml: demo chart values: schedulr: unknown key `schedulr`"),
+            "{text}"
+        );
+        assert!(text.contains("this is a bug in mlplat"), "{text}");
+        assert!(
+            text.contains("did you mean `scheduler`?") || !text.contains("help: did"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_schema_mlplat_cannot_read_leaves_the_values_unchecked() {
+        let mut f = facts();
+        f.schema = Some(json!({"$schema": "http://json-schema.org/draft-07/schema#",
+                               "properties": {"a": {"contains": {}}}}));
+        let config = std::path::Path::new("platform.yaml");
+        assert!(matches!(
+            check(config, "demo", &release(json!({})), &f, &[]),
+            Ok(Err(_))
+        ));
+    }
 
     #[test]
     fn coalescing_follows_helm() {
