@@ -31,13 +31,14 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("jupyterhub", "4.4.0", "https://hub.jupyter.org/helm-chart/"),
 ];
 
-/// `../shared/charts/` beside the repository. Panics, saying how to fill it, when it is missing:
-/// the tests that need it never pass without it.
+/// `charts/` of the shared folder: `$MLPLAT_SHARED`, else `../shared/` beside the repository.
+/// Panics, saying how to fill it, when it is missing: the tests that need it never pass
+/// without it.
 pub fn charts_dir() -> PathBuf {
-    let dir = repo_root()
-        .parent()
-        .map(|p| p.join("shared").join("charts"))
-        .unwrap_or_default();
+    let shared = std::env::var_os("MLPLAT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("..").join("shared"));
+    let dir = shared.join("charts");
     if !dir.is_dir() {
         panic!(
             "{} is missing: these tests render the published chart archives from there. Fetch them with {}",
