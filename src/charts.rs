@@ -290,6 +290,30 @@ fn verify(
     Ok(path)
 }
 
+/// The identity of a program file without reading it: the sha256 of its path, size and
+/// modification time.
+pub fn file_stamp(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(crate::index::sha256(
+        format!("{}\n{}\n{}", path.display(), meta.len(), mtime.as_nanos()).as_bytes(),
+    ))
+}
+
+/// The stamp of the running mlplat binary ([`file_stamp`]): what the cache keys the results of
+/// mlplat's own work by (a rebuilt mlplat does the work again). `None` when it cannot be had,
+/// which keeps nothing.
+pub fn binary_stamp() -> Option<&'static str> {
+    static STAMP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    STAMP
+        .get_or_init(|| std::env::current_exe().ok().as_deref().and_then(file_stamp))
+        .as_deref()
+}
+
 /// What a render learned of a chart's archive.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -321,17 +345,47 @@ pub fn check_values(
         config: &loaded.file,
         cache: &cache,
     };
-    let (facts, archive) = if needs_archive {
+    // Values this mlplat binary found the chart accepts are not checked again.
+    let passed = |digest: &str| {
+        let stamp = binary_stamp()?;
+        let key = crate::index::sha256(
+            serde_json::json!([
+                "mlplat-values-check/1",
+                stamp,
+                digest,
+                values::release_values(chart)
+            ])
+            .to_string()
+            .as_bytes(),
+        );
+        Some(cache.join("checked").join(&key[..32]))
+    };
+    let (facts, archive, passed) = if needs_archive {
         let (path, pin) = verified_archive(&cx, tool, chart, &loaded.lock)?;
+        let passed = passed(&pin.sha256);
+        let archive = Some((path.clone(), pin.sha256.clone()));
+        if passed.as_ref().is_some_and(|m| m.exists()) {
+            return Ok(Checked {
+                archive,
+                unchecked: None,
+            });
+        }
         let facts = match archive::cached(&cache, &pin.sha256) {
             Some(f) => f,
             None => archive::extract(&cache, &path, &pin.sha256)?,
         };
-        (facts, Some((path, pin.sha256.clone())))
+        (facts, archive, passed)
     } else {
         let Some(pin) = pin_of(&loaded.lock, chart) else {
             return Ok(unchecked("not pinned"));
         };
+        let passed = passed(&pin.sha256);
+        if passed.as_ref().is_some_and(|m| m.exists()) {
+            return Ok(Checked {
+                archive: None,
+                unchecked: None,
+            });
+        }
         let facts = match archive::cached(&cache, &pin.sha256) {
             Some(f) => f,
             None => match verify(&cx, tool, chart, pin) {
@@ -339,18 +393,23 @@ pub fn check_values(
                 Err(_) => return Ok(unchecked("not in the chart cache")),
             },
         };
-        (facts, None)
+        (facts, None, passed)
     };
     let user_files = loaded
         .values_files
         .get(tool)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    match values::check(&loaded.file, tool, chart, &facts, user_files) {
-        Ok(Ok(())) => Ok(Checked {
-            archive,
-            unchecked: None,
-        }),
+    match values::check(&loaded.file, tool, chart, facts, user_files) {
+        Ok(Ok(())) => {
+            if let Some(marker) = &passed {
+                let _ = archive::write_atomically(marker, b"");
+            }
+            Ok(Checked {
+                archive,
+                unchecked: None,
+            })
+        }
         Ok(Err(values::Unchecked(why))) => Ok(Checked {
             archive,
             unchecked: Some(format!(

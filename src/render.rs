@@ -51,7 +51,7 @@ pub fn render_environments_report(envs: &[(String, Loaded)]) -> Result<Report, R
     let mut unchecked = Vec::new();
     for ((name, loaded), p) in envs.iter().zip(prepared) {
         unchecked.extend(p.unchecked.iter().cloned());
-        let mine: Vec<String> = manifests.by_ref().take(p.jobs.len()).collect();
+        let mine: Vec<_> = manifests.by_ref().take(p.jobs.len()).collect();
         let (env_tree, _, _) = finish(loaded, p, mine)?;
         for (path, file) in env_tree.files {
             tree.files.insert(format!("{name}/{path}"), file);
@@ -144,6 +144,7 @@ fn prepare(loaded: &Loaded) -> Result<Prepared, RenderError> {
         unchecked.extend(checked.unchecked);
         if let Some((archive, digest)) = checked.archive {
             jobs.push(crate::charts::inflate::Job {
+                platform: loaded.platform.platform.clone(),
                 tool: c.name.clone(),
                 chart: chart.clone(),
                 archive,
@@ -173,7 +174,7 @@ type Built = (
 fn finish(
     loaded: &Loaded,
     prepared: Prepared,
-    manifests: Vec<String>,
+    manifests: Vec<crate::charts::inflate::Inflated>,
 ) -> Result<Built, RenderError> {
     let Prepared {
         deriver,
@@ -181,15 +182,15 @@ fn finish(
         jobs,
         ..
     } = prepared;
-    let mut manifests: std::collections::BTreeMap<String, String> =
+    let mut manifests: std::collections::BTreeMap<String, crate::charts::inflate::Inflated> =
         jobs.into_iter().map(|j| j.tool).zip(manifests).collect();
     let mut tree = Tree::new();
     let mut dirs = Vec::new();
     let mut secrets = Vec::new();
     let mut crds = Vec::new();
     for mut c in components {
-        let helm_output = manifests.remove(&c.name);
-        deliver(loaded, &mut c, helm_output.as_deref())?;
+        let inflated = manifests.remove(&c.name);
+        deliver(loaded, &mut c, inflated.as_ref())?;
         crds.extend(c.crds.drain(..).map(|crd| (c.name.clone(), crd)));
         crate::secret_delivery::apply(loaded, &deriver, &mut c)?;
         secrets.append(&mut c.secret_objects);

@@ -355,6 +355,11 @@ impl Workspace {
 #[test]
 fn a_bad_key_in_a_users_values_file_is_exit_2_at_its_line_and_out_is_untouched() {
     let ws = Workspace::new();
+    // The accepted values are marked in the cache; a change to them is checked afresh.
+    let marks = std::fs::read_dir(ws.path("cache/checked"))
+        .expect("ls")
+        .count();
+    assert_eq!(marks, 2, "one mark per chart");
     let before = ws.out_files();
     std::fs::create_dir(ws.path("values")).expect("mkdir");
     std::fs::write(

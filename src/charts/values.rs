@@ -80,18 +80,19 @@ pub fn check(
     config: &std::path::Path,
     tool: &str,
     chart: &ChartRelease,
-    facts: &ChartFacts,
+    facts: ChartFacts,
     user_files: &[ValuesFile],
 ) -> Result<Result<(), Unchecked>, Vec<Diagnostic>> {
-    let Some(schema) = &facts.schema else {
+    let ChartFacts { defaults, schema } = facts;
+    let Some(schema) = schema else {
         return Ok(Ok(()));
     };
-    let validator = match Validator::chart(schema.clone()) {
+    let validator = match Validator::chart(schema) {
         Ok(v) => v,
         Err(e) => return Ok(Err(Unchecked(e.to_string()))),
     };
     let user = release_values(chart);
-    let values = coalesce(&user, &facts.defaults);
+    let values = coalesce(&user, &defaults);
     let violations = validator.violations(&values);
     if violations.is_empty() {
         return Ok(Ok(()));
@@ -101,7 +102,7 @@ pub fn check(
         tool,
         label: format!("chart {} {}", chart.chart, chart.version),
         files: user_files,
-        defaults: &facts.defaults,
+        defaults: &defaults,
         schema: validator.schema(),
     };
     let mut out = Vec::new();
@@ -399,7 +400,7 @@ mod tests {
         let mut values = json!({"scheduler": {}});
         crate::tools::merge(&mut values, &file.value);
         let config = std::path::Path::new("platform.yaml");
-        let problems = check(config, "demo", &release(values), &facts(), &[file]).unwrap_err();
+        let problems = check(config, "demo", &release(values), facts(), &[file]).unwrap_err();
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 2, "{text:#?}");
         assert!(text[0].starts_with("values/demo.yaml:2:13: scheduler.replicas: expected an integer, found a string (chart demo 1.0.0)"), "{}", text[0]);
@@ -425,7 +426,7 @@ mod tests {
             config,
             "demo",
             &release(json!({"schedulr": {}})),
-            &facts(),
+            facts(),
             &[],
         )
         .unwrap_err();
@@ -448,7 +449,7 @@ mod tests {
                                "properties": {"a": {"contains": {}}}}));
         let config = std::path::Path::new("platform.yaml");
         assert!(matches!(
-            check(config, "demo", &release(json!({})), &f, &[]),
+            check(config, "demo", &release(json!({})), f, &[]),
             Ok(Err(_))
         ));
     }

@@ -51,14 +51,46 @@ const CLUSTER_SCOPED: &[&str] = &[
     "VolumeAttachment",
 ];
 
-/// Adds the inflated chart (`text`, what `helm template` printed) to `component`:
-/// `chart/<kind>.yaml` files, and its CRDs to `component.crds`.
+/// What mlplat makes of a chart's inflated manifests: its files under `chart/` and its CRDs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChartFiles {
+    /// `(chart/<kind>.yaml, text, holds a secret)`, by kind.
+    pub files: Vec<(String, String, bool)>,
+    pub crds: Vec<Value>,
+}
+
+/// Adds the inflated chart to `component`: `chart/<kind>.yaml` files, and its CRDs to
+/// `component.crds`. What the manifests become is kept beside them in the cache (see
+/// [`crate::charts::inflate`]), so an unchanged render does not re-read them.
 pub fn deliver(
     component: &mut Component,
     chart: &ChartRelease,
-    text: &str,
+    inflated: &charts::inflate::Inflated,
 ) -> Result<(), RenderError> {
-    let tool = component.name.clone();
+    let made = match charts::inflate::cached_files(inflated) {
+        Some(made) => made,
+        None => {
+            let made = chart_files(&component.name, &component.namespace, chart, &inflated.text)?;
+            charts::inflate::keep_files(inflated, &made);
+            made
+        }
+    };
+    for (name, text, secret) in made.files {
+        component.chart_file(&name, text, secret);
+    }
+    component.crds.extend(made.crds);
+    Ok(())
+}
+
+/// Helm's output (`text`) as mlplat writes it: one file per kind, objects sorted, namespaces
+/// filled in, hooks kubectl cannot run dropped, CRDs apart.
+pub fn chart_files(
+    tool: &str,
+    namespace: &str,
+    chart: &ChartRelease,
+    text: &str,
+) -> Result<ChartFiles, RenderError> {
+    let tool = tool.to_owned();
     let secrets = secret_strings(&chart.secret_values);
     let bad = |message: String| ChartError::BadManifest {
         tool: tool.clone(),
@@ -78,6 +110,7 @@ pub fn deliver(
         .filter_map(|o| o["spec"]["names"]["kind"].as_str().map(str::to_owned))
         .collect();
     let mut by_kind: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut crds = Vec::new();
     for mut obj in objects {
         let (Some(kind), Some(_)) = (
             obj["kind"].as_str().map(str::to_owned),
@@ -93,22 +126,23 @@ pub fn deliver(
             continue;
         }
         if kind == "CustomResourceDefinition" {
-            component.crds.push(obj);
+            crds.push(obj);
             continue;
         }
         let namespaced = !CLUSTER_SCOPED.contains(&kind.as_str()) && !cluster_kinds.contains(&kind);
         if namespaced && obj["metadata"]["namespace"].is_null() {
-            obj["metadata"]["namespace"] = json!(component.namespace);
+            obj["metadata"]["namespace"] = json!(namespace);
         }
         by_kind.entry(kind.to_lowercase()).or_default().push(obj);
     }
+    let mut files = Vec::new();
     for (kind, mut objs) in by_kind {
         objs.sort_by_key(sort_key);
         let text = yaml::to_yaml_documents(&objs);
         let secret = kind == "secret" || secrets.iter().any(|s| text.contains(s.as_str()));
-        component.chart_file(&format!("chart/{kind}.yaml"), text, secret);
+        files.push((format!("chart/{kind}.yaml"), text, secret));
     }
-    Ok(())
+    Ok(ChartFiles { files, crds })
 }
 
 /// Whether a rendered object stays: anything but a hook that never runs on `kubectl apply`.
