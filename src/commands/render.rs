@@ -111,7 +111,15 @@ fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
 fn check(tree: &Tree, target: &Target, indexes: &[(String, PathBuf)]) -> anyhow::Result<Outcome> {
     let out = target.dir.display();
     let drift = output::check(tree, &target.dir)?;
-    for path in &drift.loose_mode {
+    // git keeps no file modes: every checkout of a committed tree has its secret files 0644, so
+    // a loose mode there is no news (render warns about Secret data in git instead).
+    let loose = if drift.loose_mode.is_empty() || crate::secret_delivery::tracked_by_git(&target.dir)
+    {
+        &[][..]
+    } else {
+        &drift.loose_mode[..]
+    };
+    for path in loose {
         eprintln!(
             "warning: {out}/{path} holds Secret data and others can read it: `chmod 600` it, or render again"
         );
@@ -169,11 +177,12 @@ fn list_some(names: &[&str]) -> String {
     )
 }
 
+/// Secret manifests in a git repository are worth a warning, unless every secret in them is
+/// derived from the public example key (the committed examples): then there is nothing to keep.
 fn warn_if_tracked(loaded: &[&Loaded], dir: &Path) {
-    if loaded
-        .iter()
-        .any(|l| l.platform.secrets.mode == config::SecretMode::Plain)
-        && crate::secret_delivery::tracked_by_git(dir)
+    if loaded.iter().any(|l| {
+        l.platform.secrets.mode == config::SecretMode::Plain && !l.uses_public_example_key()
+    }) && crate::secret_delivery::tracked_by_git(dir)
     {
         let out = dir.display();
         eprintln!(

@@ -405,6 +405,10 @@ pub struct ValuesFile {
     pub text: String,
 }
 
+/// The key of the committed examples (`examples/example.key`): public by design, so what is
+/// derived from it protects nothing and needs no warning about where it is kept.
+const PUBLIC_EXAMPLE_KEY: &str = include_str!("../../examples/example.key");
+
 /// A config that passed every check, with everything it refers to read in.
 #[derive(Debug)]
 pub struct Loaded {
@@ -422,6 +426,13 @@ pub struct Loaded {
     /// The config's text, as read (with an environment: the base's, then the overlay's, each
     /// after a line naming it).
     pub source: String,
+}
+
+impl Loaded {
+    /// Whether the platform key is the public one of the committed examples.
+    pub fn uses_public_example_key(&self) -> bool {
+        self.key.expose().trim() == PUBLIC_EXAMPLE_KEY.trim()
+    }
 }
 
 /// Why a config could not be loaded.
