@@ -77,6 +77,7 @@ fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Resul
         .filter_map(|p| p.strip_suffix("/kustomization.yaml"))
         .collect();
     report_written(written, &target.dir, tree.files.len(), &dirs);
+    warn_if_no_tool(loaded, &target.dir);
     warn_if_tracked(&[loaded], &target.dir);
     super::note_unchecked(&loaded.file, &report);
     Ok(Outcome::Clean)
@@ -100,6 +101,9 @@ fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let written = output::write(tree, &args.out)?;
     let names: Vec<&str> = envs.iter().map(|(env, _)| env.as_str()).collect();
     report_written(written, &args.out, tree.files.len(), &names);
+    for (env, loaded) in &envs {
+        warn_if_no_tool(loaded, &args.out.join(env));
+    }
     let loaded: Vec<&Loaded> = envs.iter().map(|(_, l)| l).collect();
     warn_if_tracked(&loaded, &args.out);
     super::note_unchecked(&args.config, &report);
@@ -157,8 +161,13 @@ fn edited_by_hand(indexes: &[(String, PathBuf)]) -> Vec<String> {
 
 fn report_written(written: bool, dir: &Path, files: usize, dirs: &[&str]) {
     let out = dir.display();
+    let dirs = if dirs.is_empty() {
+        "no tool".to_owned()
+    } else {
+        list_some(dirs)
+    };
     if written {
-        eprintln!("mlplat: wrote {out} ({files} files: {})", list_some(dirs));
+        eprintln!("mlplat: wrote {out} ({files} files: {dirs})");
     } else {
         eprintln!("mlplat: {out} is already up to date ({files} files)");
     }
@@ -175,6 +184,27 @@ fn list_some(names: &[&str]) -> String {
         names[..SHOWN - 1].join(", "),
         names.len() - (SHOWN - 1)
     )
+}
+
+/// A config whose every tool is absent or `enabled: false` renders an output with no workload:
+/// legal (applied with pruning, it removes the platform), but rarely what was meant.
+fn warn_if_no_tool(loaded: &Loaded, dir: &Path) {
+    let p = &loaded.platform;
+    if ["airflow", "mlflow", "jupyterhub"]
+        .iter()
+        .all(|tool| !p.enabled(tool))
+    {
+        let env = loaded
+            .environment
+            .as_ref()
+            .map(|e| format!(" (environment {e})"))
+            .unwrap_or_default();
+        eprintln!(
+            "warning: no tool is enabled in {}{env}: tools.airflow, tools.mlflow and tools.jupyterhub are each absent or `enabled: false`, so {} holds no workload (applied with pruning, it removes the platform)",
+            loaded.file.display(),
+            dir.display()
+        );
+    }
 }
 
 /// Secret manifests in a git repository are worth a warning, unless every secret in them is
