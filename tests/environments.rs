@@ -325,7 +325,7 @@ fn explain_names_the_file_and_line_that_set_a_value() {
     );
     assert_eq!(
         explain(&["tools.mlflow.replicas"]),
-        "tools.mlflow.replicas is not set\n  no file sets it, and the schema gives it no default\n"
+        "tools.mlflow.replicas = 1\n  default (not set in any file)\n"
     );
 }
 

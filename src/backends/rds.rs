@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{DbAccess, POSTGRES_IMAGE};
+use super::DbAccess;
 use crate::aws::spec::{instance_for, master_password, rds_config};
 use crate::config::{DatabaseConfig, Loaded, RdsLayout};
 use crate::secrets::{Deriver, Policy};
@@ -46,7 +46,7 @@ impl RdsBackend {
         let rds = rds_config(loaded)?;
         Some(RdsBackend {
             layout: rds.layout,
-            sslmode: rds.sslmode.clone().unwrap_or_else(|| "require".into()),
+            sslmode: rds.sslmode.clone().unwrap_or_else(|| crate::config::defaults::text("/backends/postgres/rds/sslmode").into()),
             manage_master_password: rds.manage_master_password,
             master_username: rds
                 .master_username
@@ -228,7 +228,7 @@ impl RdsBackend {
                 &json!({
                     "name": format!("rds-init-{instance}-{tag}"),
                     "instance": instance,
-                    "image": POSTGRES_IMAGE,
+                    "image": crate::config::defaults::text("/backends/postgres/inCluster/image"),
                     "env": env,
                     "configmap": CONFIGMAP,
                     "script": script_key,

@@ -3,6 +3,7 @@
 //! problem is collected and reported with its position.
 
 pub mod aws;
+pub mod defaults;
 pub mod diagnostic;
 pub mod explain;
 pub mod hub;
@@ -724,7 +725,7 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
         }
     }
     if let Some(m) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
-        if m.replicas.unwrap_or(1) > 1 && p.backends.artifacts.mode == ArtifactsMode::Pvc {
+        if m.replicas.unwrap_or_else(|| defaults::number("/tools/mlflow/replicas")) > 1 && p.backends.artifacts.mode == ArtifactsMode::Pvc {
             out.push(
                 ctx.diag("/tools/mlflow/replicas", "more than one MLflow replica needs artifacts outside a PVC")
                     .help("a ReadWriteOnce volume mounts on one node only: keep replicas: 1 with artifacts.mode: pvc"),
@@ -823,7 +824,7 @@ pub fn namespaces(p: &PlatformConfig) -> Vec<(&'static str, String, &'static str
     let ns = |explicit: Option<&String>, tool: &str| {
         explicit
             .cloned()
-            .unwrap_or_else(|| format!("{}-{tool}", p.platform))
+            .unwrap_or_else(|| defaults::namespace(&p.platform, tool))
     };
     let mut out = Vec::new();
     if matches!(

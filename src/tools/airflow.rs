@@ -249,7 +249,7 @@ fn password_key(username: &str) -> String {
 }
 
 fn executor(cfg: &AirflowConfig) -> &str {
-    cfg.executor.as_deref().unwrap_or("KubernetesExecutor")
+    cfg.executor.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/executor"))
 }
 
 /// Values for the official Apache Airflow chart (Airflow 3): every secret by Secret name, and
@@ -304,9 +304,9 @@ fn official_git_sync(v: &mut Value, d: &DagsConfig) {
     let mut git = json!({
         "enabled": true,
         "repo": d.repo,
-        "branch": d.branch.as_deref().unwrap_or("main"),
-        "subPath": d.sub_path.as_deref().unwrap_or(""),
-        "period": format!("{}s", d.sync_wait.unwrap_or(60)),
+        "branch": d.branch.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/dags/branch")),
+        "subPath": d.sub_path.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/dags/subPath")),
+        "period": format!("{}s", d.sync_wait.unwrap_or_else(|| crate::config::defaults::number("/tools/airflow/dags/syncWait"))),
     });
     if d.credentials.is_some() {
         set(&mut git, &["credentialsSecret"], json!(GIT_HTTPS_SECRET));
@@ -330,7 +330,7 @@ fn official_user(v: &mut Value, user: Option<&AirflowUser>, keys: OfficialKeys) 
         return;
     };
     let first = user.first_name.as_deref().unwrap_or(&user.username);
-    let last = user.last_name.as_deref().unwrap_or("user");
+    let last = user.last_name.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/users/0/lastName"));
     let default_user = json!({"role": user.role, "username": user.username,
         "email": user.email, "firstName": first, "lastName": last});
     if keys.user_in_create_user_job {
@@ -401,10 +401,10 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
         let mut git = json!({
             "enabled": true,
             "repo": d.repo,
-            "branch": d.branch.as_deref().unwrap_or("main"),
+            "branch": d.branch.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/dags/branch")),
             "revision": "HEAD",
-            "repoSubPath": d.sub_path.as_deref().unwrap_or(""),
-            "syncWait": d.sync_wait.unwrap_or(60),
+            "repoSubPath": d.sub_path.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/dags/subPath")),
+            "syncWait": d.sync_wait.unwrap_or_else(|| crate::config::defaults::number("/tools/airflow/dags/syncWait")),
         });
         if d.credentials.is_some() {
             set(&mut git, &["httpSecret"], json!(GIT_HTTPS_SECRET));
@@ -426,7 +426,7 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
             users.push(json!({
                 "username": u.username, "role": u.role, "email": u.email,
                 "firstName": u.first_name.as_deref().unwrap_or(&u.username),
-                "lastName": u.last_name.as_deref().unwrap_or("user"),
+                "lastName": u.last_name.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/users/0/lastName")),
                 "password": format!("${{{var}}}"),
             }));
             templates.insert(

@@ -14,7 +14,6 @@ use crate::secrets::{Deriver, Policy, Secret, fingerprint};
 pub const SERVICE: &str = "mlflow";
 pub const PORT: u16 = 5000;
 /// The image `images/mlflow/Dockerfile` builds; override with `tools.mlflow.image`.
-pub const IMAGE: &str = "ghcr.io/mlplat/mlflow:3.18.0";
 const DB_SECRET: &str = "mlflow-db-auth";
 const AUTH_SECRET: &str = "mlflow-auth";
 const CONFIGMAP: &str = "mlflow-config";
@@ -48,7 +47,7 @@ pub fn build(
         std::slice::from_ref(&auth_db),
     );
 
-    let admin = cfg.auth.admin_username.as_deref().unwrap_or("admin");
+    let admin = cfg.auth.admin_username.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/auth/adminUsername"));
     let admin_password = loaded
         .inputs
         .get("/tools/mlflow/auth/adminPassword")
@@ -58,7 +57,7 @@ pub fn build(
     let auth_ini = render_to(
         "mlflow/basic_auth.ini",
         &json!({
-            "default_permission": cfg.auth.default_permission.as_deref().unwrap_or("READ"),
+            "default_permission": cfg.auth.default_permission.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/auth/defaultPermission")),
             "database_uri": ini_escape(&db.uri_for("postgresql+psycopg2", &auth_db)),
             "admin_username": admin,
             "admin_password": ini_escape(&admin_password),
@@ -117,7 +116,7 @@ pub fn build(
         component.object(
             "pvc.yaml",
             "mlflow/pvc.yaml",
-            &json!({"name": PVC, "size": pvc.size.as_deref().unwrap_or("20Gi"), "storage_class": pvc.storage_class}),
+            &json!({"name": PVC, "size": pvc.size.as_deref().unwrap_or(crate::config::defaults::text("/backends/artifacts/pvc/size")), "storage_class": pvc.storage_class}),
         )?;
     }
     let prefix = cfg
@@ -127,13 +126,13 @@ pub fn build(
         .unwrap_or("")
         .trim_matches('/');
     let destination = store.destination(ARTIFACTS_PATH, prefix);
-    let replicas = cfg.replicas.unwrap_or(1);
+    let replicas = cfg.replicas.unwrap_or_else(|| crate::config::defaults::number("/tools/mlflow/replicas"));
     component.object(
         "deployment.yaml",
         "mlflow/deployment.yaml",
         &json!({
             "name": SERVICE,
-            "image": cfg.image.as_deref().unwrap_or(IMAGE),
+            "image": cfg.image.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
             "replicas": replicas,
             "port": PORT,
             "args": ["mlflow", "server", "--host", "0.0.0.0", "--port", PORT.to_string(),
@@ -145,10 +144,7 @@ pub fn build(
             "configmap": CONFIGMAP,
             "pvc": if store.is_pvc() { json!(PVC) } else { Value::Null },
             "artifacts_path": ARTIFACTS_PATH,
-            "resources": cfg.resources.clone().unwrap_or_else(|| json!({
-                "requests": {"cpu": "250m", "memory": "512Mi"},
-                "limits": {"memory": "2Gi"}
-            })),
+            "resources": cfg.resources.clone().unwrap_or_else(|| crate::config::defaults::value("/tools/mlflow/resources").clone()),
             "checksums": {
                 // Keyed: out/ may be public (external-secrets mode), the checksum must not help
                 // anyone guess a value; it still changes with each one, so a rotation rolls.
