@@ -53,7 +53,7 @@ pub fn parse_path(path: &str) -> Result<Vec<String>, ExplainError> {
 /// What `mlplat explain <path>` prints.
 pub fn explain(layered: &Layered, path: &str) -> Result<String, ExplainError> {
     let tokens = parse_path(path)?;
-    schema_at(&tokens)?; // an unknown key is an error, with a suggestion
+    let schema_node = schema_at(&tokens)?;
     let pointer: String = tokens
         .iter()
         .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
@@ -100,6 +100,11 @@ pub fn explain(layered: &Layered, path: &str) -> Result<String, ExplainError> {
         Fallback::Derived => out.push_str(&format!(
             "{key} is not set\n  derived from the platform key: a secret, never printed (`mlplat rotate` changes it)\n"
         )),
+        Fallback::Nothing(_) if schema_node.is_some_and(|s| takes_defaults(s, &pointer)) => {
+            out.push_str(&format!(
+                "{key} is not set\n  each of its keys takes its own default (`mlplat explain {key}.<key>`)\n"
+            ));
+        }
         Fallback::Nothing(why) => {
             let why = if why.is_empty() {
                 String::new()
@@ -115,6 +120,17 @@ pub fn explain(layered: &Layered, path: &str) -> Result<String, ExplainError> {
         out.push_str(&format!("  note: {why}\n"));
     }
     Ok(out)
+}
+
+/// Whether an absent mapping is as good as an empty one: it has keys and requires none (or
+/// only a chart's version, which has its own default). A mapping that requires a key (an
+/// ingress its host, DAGs their repository) is a feature that is off when absent.
+fn takes_defaults(schema: &Value, pointer: &str) -> bool {
+    let required = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    schema.get("properties").is_some() && (!required || pointer.ends_with("/chart"))
 }
 
 /// One line pair per scalar (or empty list or mapping) at or below `node`.
