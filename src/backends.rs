@@ -76,7 +76,9 @@ impl Backends {
         let (host, port, sslmode) = match (pg.mode, &pg.external) {
             (PostgresMode::External, Some(ext)) => (
                 ext.host.clone(),
-                ext.port.unwrap_or_else(|| crate::config::defaults::port("/backends/postgres/external/port")),
+                ext.port.unwrap_or_else(|| {
+                    crate::config::defaults::port("/backends/postgres/external/port")
+                }),
                 ext.sslmode.clone(),
             ),
             _ => (

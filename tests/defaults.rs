@@ -152,7 +152,8 @@ fn schema_keys(schema: &Value) -> Vec<(String, bool)> {
         for (pointer, child) in children {
             let c = resolve(root, child);
             let holder = c.get("properties").is_some()
-                || c.get("items").is_some_and(|i| resolve(root, i).get("properties").is_some());
+                || c.get("items")
+                    .is_some_and(|i| resolve(root, i).get("properties").is_some());
             out.push((pointer.clone(), holder));
             walk(root, child, &pointer, out);
         }
@@ -296,13 +297,19 @@ fn explain_of_an_empty_config_prints_the_default_the_render_uses() {
         }
         // A key below a tool says so when the tool is not rendered.
         if pointer.starts_with("/tools/") && !text.contains("is not rendered") {
-            problems.push(format!("{key}: no note that the tool is not rendered:\n{text}"));
+            problems.push(format!(
+                "{key}: no note that the tool is not rendered:\n{text}"
+            ));
         }
     }
     let reviewed = |list: &[&'static str]| list.iter().copied().collect::<BTreeSet<&str>>();
     assert_eq!(nothing, reviewed(NOTHING), "keys explained as `not set`");
     assert_eq!(rules, reviewed(RULES), "keys explained by a rule");
-    assert_eq!(derived, reviewed(DERIVED), "keys explained as derived secrets");
+    assert_eq!(
+        derived,
+        reviewed(DERIVED),
+        "keys explained as derived secrets"
+    );
 
     // Each printed default is what the render uses: rendering the key's example without it and
     // with it set to that value gives the same output.
@@ -357,9 +364,17 @@ fn a_wrong_default_renders_differently() {
     let doc = mlplat::yaml::parse_documents(&text).expect("yaml")[0].to_json();
     let a = outcome(&file, &doc).expect("renders");
     let mut wrong = doc.clone();
-    set(&mut wrong, "/tools/airflow/executor", Some(&json!("CeleryExecutor")));
+    set(
+        &mut wrong,
+        "/tools/airflow/executor",
+        Some(&json!("CeleryExecutor")),
+    );
     assert_ne!(a, outcome(&file, &wrong).expect("renders"));
     let mut same = doc;
-    set(&mut same, "/tools/airflow/executor", Some(&json!("KubernetesExecutor")));
+    set(
+        &mut same,
+        "/tools/airflow/executor",
+        Some(&json!("KubernetesExecutor")),
+    );
     assert_eq!(a, outcome(&file, &same).expect("renders"));
 }

@@ -195,7 +195,8 @@ fn an_added_object_is_shown_whole_with_its_secret_fingerprinted() {
     );
     assert!(!stdout.contains(".mlplat"), "{stdout}");
 
-    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/diff_added_secret.txt");
+    let snapshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/diff_added_secret.txt");
     if std::env::var_os("MLPLAT_BLESS").is_some() {
         std::fs::create_dir_all(snapshot.parent().expect("parent")).expect("mkdir");
         std::fs::write(&snapshot, stdout.as_bytes()).expect("bless");

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use mlplat::config::defaults::{self, Fallback};
 use serde_json::{Value, json};
 
-const START: &str = "<!-- config table: generated from schemas/platform.schema.json by tests/readme.rs -->\n";
+const START: &str =
+    "<!-- config table: generated from schemas/platform.schema.json by tests/readme.rs -->\n";
 const END: &str = "<!-- end of config table -->\n";
 
 fn root() -> PathBuf {
@@ -40,8 +41,17 @@ fn rows(root: &Value) -> Vec<(String, String, Value, bool)> {
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        for (k, v) in s.get("properties").and_then(Value::as_object).into_iter().flatten() {
-            let d = if dotted.is_empty() { k.clone() } else { format!("{dotted}.{k}") };
+        for (k, v) in s
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let d = if dotted.is_empty() {
+                k.clone()
+            } else {
+                format!("{dotted}.{k}")
+            };
             let p = format!("{pointer}/{k}");
             let r = resolve(root, v);
             let one_row = v
@@ -78,8 +88,7 @@ fn shown(v: &Value) -> String {
 }
 
 fn table() -> String {
-    let schema: Value =
-        serde_json::from_str(mlplat::config::schema::SCHEMA_TEXT).expect("schema");
+    let schema: Value = serde_json::from_str(mlplat::config::schema::SCHEMA_TEXT).expect("schema");
     let doc = json!({"platform": "<platform>"});
     let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
     for (dotted, pointer, node, required) in rows(&schema) {

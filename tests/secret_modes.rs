@@ -587,7 +587,8 @@ fn plain_mode_warns_once_when_out_is_tracked_by_git_with_a_key_of_its_own() {
         .expect("chmod");
     let check = ws.run(&["render", "-c", "local.yaml", "-o", "out", "--check"], &[]);
     assert!(
-        text(&check.stderr).contains("out/airflow/secrets.yaml holds Secret data and others can read it"),
+        text(&check.stderr)
+            .contains("out/airflow/secrets.yaml holds Secret data and others can read it"),
         "{}",
         text(&check.stderr)
     );

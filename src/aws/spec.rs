@@ -160,7 +160,9 @@ impl Desired {
         let tools = postgres_tools(p);
         if let Some(rds) = rds_config(loaded).filter(|_| !tools.is_empty()) {
             let prefix = rds.identifier.clone().unwrap_or_else(|| p.platform.clone());
-            let port = rds.port.unwrap_or_else(|| crate::config::defaults::port("/backends/postgres/rds/port"));
+            let port = rds
+                .port
+                .unwrap_or_else(|| crate::config::defaults::port("/backends/postgres/rds/port"));
             let name = format!("{prefix}-db");
             if rds.security_group_ids.is_empty() {
                 d.security_group = Some(SecurityGroupSpec {
@@ -194,22 +196,30 @@ impl Desired {
                     master_username: user,
                     master_password: password,
                     engine: "postgres".into(),
-                    engine_version: rds
-                        .engine_version
-                        .clone()
-                        .unwrap_or_else(|| crate::config::defaults::text("/backends/postgres/rds/engineVersion").into()),
-                    instance_class: rds
-                        .instance_class
-                        .clone()
-                        .unwrap_or_else(|| crate::config::defaults::text("/backends/postgres/rds/instanceClass").into()),
+                    engine_version: rds.engine_version.clone().unwrap_or_else(|| {
+                        crate::config::defaults::text("/backends/postgres/rds/engineVersion").into()
+                    }),
+                    instance_class: rds.instance_class.clone().unwrap_or_else(|| {
+                        crate::config::defaults::text("/backends/postgres/rds/instanceClass").into()
+                    }),
                     storage_type: rds.storage_type.as_str().into(),
-                    allocated_storage: rds.allocated_storage.unwrap_or_else(|| crate::config::defaults::number("/backends/postgres/rds/allocatedStorage")),
-                    max_allocated_storage: rds
-                        .max_allocated_storage
-                        .unwrap_or_else(|| crate::config::defaults::number("/backends/postgres/rds/maxAllocatedStorage")),
+                    allocated_storage: rds.allocated_storage.unwrap_or_else(|| {
+                        crate::config::defaults::number("/backends/postgres/rds/allocatedStorage")
+                    }),
+                    max_allocated_storage: rds.max_allocated_storage.unwrap_or_else(|| {
+                        crate::config::defaults::number(
+                            "/backends/postgres/rds/maxAllocatedStorage",
+                        )
+                    }),
                     port,
-                    deletion_protection: rds.deletion_protection.unwrap_or_else(|| crate::config::defaults::flag("/backends/postgres/rds/deletionProtection")),
-                    backup_retention_days: rds.backup_retention_days.unwrap_or_else(|| crate::config::defaults::number("/backends/postgres/rds/backupRetentionDays")),
+                    deletion_protection: rds.deletion_protection.unwrap_or_else(|| {
+                        crate::config::defaults::flag("/backends/postgres/rds/deletionProtection")
+                    }),
+                    backup_retention_days: rds.backup_retention_days.unwrap_or_else(|| {
+                        crate::config::defaults::number(
+                            "/backends/postgres/rds/backupRetentionDays",
+                        )
+                    }),
                     skip_final_snapshot: rds.skip_final_snapshot,
                     subnet_group: name.clone(),
                     security_group_ids: rds.security_group_ids.clone(),

@@ -46,7 +46,9 @@ impl RdsBackend {
         let rds = rds_config(loaded)?;
         Some(RdsBackend {
             layout: rds.layout,
-            sslmode: rds.sslmode.clone().unwrap_or_else(|| crate::config::defaults::text("/backends/postgres/rds/sslmode").into()),
+            sslmode: rds.sslmode.clone().unwrap_or_else(|| {
+                crate::config::defaults::text("/backends/postgres/rds/sslmode").into()
+            }),
             manage_master_password: rds.manage_master_password,
             master_username: rds
                 .master_username

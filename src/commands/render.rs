@@ -117,12 +117,12 @@ fn check(tree: &Tree, target: &Target, indexes: &[(String, PathBuf)]) -> anyhow:
     let drift = output::check(tree, &target.dir)?;
     // git keeps no file modes: every checkout of a committed tree has its secret files 0644, so
     // a loose mode there is no news (render warns about Secret data in git instead).
-    let loose = if drift.loose_mode.is_empty() || crate::secret_delivery::tracked_by_git(&target.dir)
-    {
-        &[][..]
-    } else {
-        &drift.loose_mode[..]
-    };
+    let loose =
+        if drift.loose_mode.is_empty() || crate::secret_delivery::tracked_by_git(&target.dir) {
+            &[][..]
+        } else {
+            &drift.loose_mode[..]
+        };
     for path in loose {
         eprintln!(
             "warning: {out}/{path} holds Secret data and others can read it: `chmod 600` it, or render again"

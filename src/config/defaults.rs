@@ -105,7 +105,9 @@ pub enum Fallback {
 /// The value the render uses for `pointer` when no file sets it, given the merged config `doc`.
 pub fn fallback(pointer: &str, doc: &Value) -> Fallback {
     let at = |p: &str| doc.pointer(p);
-    let platform = at("/platform").and_then(Value::as_str).unwrap_or("<platform>");
+    let platform = at("/platform")
+        .and_then(Value::as_str)
+        .unwrap_or("<platform>");
     let parts: Vec<&str> = pointer.split('/').skip(1).collect();
     let computed = |value: Value, how: &str| Fallback::Value {
         value,
@@ -116,7 +118,10 @@ pub fn fallback(pointer: &str, doc: &Value) -> Fallback {
             return computed(json!(namespace(platform, tool)), "`<platform>-<tool>`");
         }
         ["backends", "postgres", "inCluster", "namespace"] => {
-            return computed(json!(namespace(platform, "postgres")), "`<platform>-postgres`");
+            return computed(
+                json!(namespace(platform, "postgres")),
+                "`<platform>-postgres`",
+            );
         }
         ["tools", tool, "database", "name" | "user"] => {
             return computed(json!(tool), "the tool's name");
@@ -268,7 +273,10 @@ mod tests {
         assert_eq!(literal("/argocd/namespace"), Some(&json!("argocd")));
         // `"values": {"$ref": "#/$defs/valuesFiles"}`, whose definition has the default
         assert_eq!(literal("/tools/airflow/values"), Some(&json!([])));
-        assert_eq!(literal("/tools/airflow/users/3/lastName"), Some(&json!("user")));
+        assert_eq!(
+            literal("/tools/airflow/users/3/lastName"),
+            Some(&json!("user"))
+        );
         assert_eq!(literal("/tools/mlflow/ingress"), None);
         assert_eq!(literal("/no/such/key"), None);
     }
@@ -282,13 +290,30 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(v("/tools/airflow/namespace"), json!("mlops-airflow"));
-        assert_eq!(v("/tools/airflow/chart/version"), json!(crate::tools::airflow::COMMUNITY_CHART.2));
+        assert_eq!(
+            v("/tools/airflow/chart/version"),
+            json!(crate::tools::airflow::COMMUNITY_CHART.2)
+        );
         assert_eq!(v("/tools/airflow/users/0/firstName"), json!("ada"));
         assert_eq!(v("/tools/mlflow/resources/limits/memory"), json!("2Gi"));
-        assert!(matches!(fallback("/tools/mlflow/resources/limits/cpu", &doc), Fallback::Nothing(_)));
-        assert_eq!(fallback("/tools/mlflow/database/password", &doc), Fallback::Derived);
-        assert!(unused("/tools/mlflow/image", &doc).unwrap().contains("no tools.mlflow block"));
+        assert!(matches!(
+            fallback("/tools/mlflow/resources/limits/cpu", &doc),
+            Fallback::Nothing(_)
+        ));
+        assert_eq!(
+            fallback("/tools/mlflow/database/password", &doc),
+            Fallback::Derived
+        );
+        assert!(
+            unused("/tools/mlflow/image", &doc)
+                .unwrap()
+                .contains("no tools.mlflow block")
+        );
         assert_eq!(unused("/tools/airflow/executor", &doc), None);
-        assert!(unused("/argocd/project", &doc).unwrap().contains("delivery is flux"));
+        assert!(
+            unused("/argocd/project", &doc)
+                .unwrap()
+                .contains("delivery is flux")
+        );
     }
 }

@@ -725,7 +725,11 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
         }
     }
     if let Some(m) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
-        if m.replicas.unwrap_or_else(|| defaults::number("/tools/mlflow/replicas")) > 1 && p.backends.artifacts.mode == ArtifactsMode::Pvc {
+        if m.replicas
+            .unwrap_or_else(|| defaults::number("/tools/mlflow/replicas"))
+            > 1
+            && p.backends.artifacts.mode == ArtifactsMode::Pvc
+        {
             out.push(
                 ctx.diag("/tools/mlflow/replicas", "more than one MLflow replica needs artifacts outside a PVC")
                     .help("a ReadWriteOnce volume mounts on one node only: keep replicas: 1 with artifacts.mode: pvc"),

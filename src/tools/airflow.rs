@@ -249,7 +249,9 @@ fn password_key(username: &str) -> String {
 }
 
 fn executor(cfg: &AirflowConfig) -> &str {
-    cfg.executor.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/executor"))
+    cfg.executor
+        .as_deref()
+        .unwrap_or(crate::config::defaults::text("/tools/airflow/executor"))
 }
 
 /// Values for the official Apache Airflow chart (Airflow 3): every secret by Secret name, and
@@ -330,7 +332,12 @@ fn official_user(v: &mut Value, user: Option<&AirflowUser>, keys: OfficialKeys) 
         return;
     };
     let first = user.first_name.as_deref().unwrap_or(&user.username);
-    let last = user.last_name.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/users/0/lastName"));
+    let last = user
+        .last_name
+        .as_deref()
+        .unwrap_or(crate::config::defaults::text(
+            "/tools/airflow/users/0/lastName",
+        ));
     let default_user = json!({"role": user.role, "username": user.username,
         "email": user.email, "firstName": first, "lastName": last});
     if keys.user_in_create_user_job {

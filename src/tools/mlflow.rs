@@ -47,7 +47,13 @@ pub fn build(
         std::slice::from_ref(&auth_db),
     );
 
-    let admin = cfg.auth.admin_username.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/auth/adminUsername"));
+    let admin = cfg
+        .auth
+        .admin_username
+        .as_deref()
+        .unwrap_or(crate::config::defaults::text(
+            "/tools/mlflow/auth/adminUsername",
+        ));
     let admin_password = loaded
         .inputs
         .get("/tools/mlflow/auth/adminPassword")
@@ -126,7 +132,9 @@ pub fn build(
         .unwrap_or("")
         .trim_matches('/');
     let destination = store.destination(ARTIFACTS_PATH, prefix);
-    let replicas = cfg.replicas.unwrap_or_else(|| crate::config::defaults::number("/tools/mlflow/replicas"));
+    let replicas = cfg
+        .replicas
+        .unwrap_or_else(|| crate::config::defaults::number("/tools/mlflow/replicas"));
     component.object(
         "deployment.yaml",
         "mlflow/deployment.yaml",
