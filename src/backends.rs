@@ -11,7 +11,6 @@ use crate::config::{DatabaseConfig, Loaded, PostgresMode, namespaces};
 use crate::secrets::{Deriver, Policy, Secret, uri_encode};
 use crate::tools::{Component, Labels, RenderError, render_to};
 
-pub const POSTGRES_IMAGE: &str = "postgres:16.10";
 pub const POSTGRES_PORT: u16 = 5432;
 const POSTGRES_SERVICE: &str = "postgres";
 
@@ -77,7 +76,9 @@ impl Backends {
         let (host, port, sslmode) = match (pg.mode, &pg.external) {
             (PostgresMode::External, Some(ext)) => (
                 ext.host.clone(),
-                ext.port.unwrap_or(POSTGRES_PORT),
+                ext.port.unwrap_or_else(|| {
+                    crate::config::defaults::port("/backends/postgres/external/port")
+                }),
                 ext.sslmode.clone(),
             ),
             _ => (
@@ -220,15 +221,12 @@ impl Backends {
             "postgres/statefulset.yaml",
             &json!({
                 "name": POSTGRES_SERVICE,
-                "image": cfg.image.as_deref().unwrap_or(POSTGRES_IMAGE),
+                "image": cfg.image.as_deref().unwrap_or(crate::config::defaults::text("/backends/postgres/inCluster/image")),
                 "port": POSTGRES_PORT,
                 "env": superuser_env,
-                "storage": cfg.storage.as_deref().unwrap_or("10Gi"),
+                "storage": cfg.storage.as_deref().unwrap_or(crate::config::defaults::text("/backends/postgres/inCluster/storage")),
                 "storage_class": cfg.storage_class,
-                "resources": cfg.resources.clone().unwrap_or_else(|| json!({
-                    "requests": {"cpu": "250m", "memory": "512Mi"},
-                    "limits": {"memory": "1Gi"}
-                })),
+                "resources": cfg.resources.clone().unwrap_or_else(|| crate::config::defaults::value("/backends/postgres/inCluster/resources").clone()),
             }),
         )?;
         reconcile_job(
@@ -239,7 +237,12 @@ impl Backends {
                 name_prefix: "postgres-reconcile",
                 pod_name: "postgres-reconcile",
                 instance: None,
-                image: cfg.image.as_deref().unwrap_or(POSTGRES_IMAGE),
+                image: cfg
+                    .image
+                    .as_deref()
+                    .unwrap_or(crate::config::defaults::text(
+                        "/backends/postgres/inCluster/image",
+                    )),
                 env,
                 configmap,
                 script_key: "reconcile.sh",

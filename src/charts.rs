@@ -7,6 +7,14 @@
 //! it. Helm is `$MLPLAT_HELM`, or `helm` on `PATH`; the cache is `$MLPLAT_CACHE`, else
 //! `$XDG_CACHE_HOME/mlplat/charts`, else `~/.cache/mlplat/charts`. Archives in the cache are
 //! named by content (`<chart>-<version>-<digest prefix>.tgz`), so several platforms share it.
+//!
+//! Every render also checks the chart values against the pinned archive's own schema when the
+//! archive is at hand ([`check_values`], [`values`]), and `delivery: rendered` keeps what Helm
+//! printed ([`inflate`]), so a render whose inputs did not change runs no Helm.
+
+pub mod archive;
+pub mod inflate;
+pub mod values;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -15,7 +23,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::lock::ChartPin;
+use crate::config::{Diagnostics, Loaded};
+use crate::lock::{ChartPin, Lock};
 use crate::tools::ChartRelease;
 
 /// The environment variable naming the `helm` binary.
@@ -118,6 +127,11 @@ pub enum ChartError {
         "cannot find a cache directory for chart archives: set {CACHE_ENV} (or XDG_CACHE_HOME, or HOME)"
     )]
     NoCacheDir,
+    /// The chart would refuse the values (see [`values`]).
+    #[error("{0}")]
+    Values(Diagnostics),
+    #[error("{}: not a chart archive mlplat can read: {message}", path.display())]
+    BadArchive { path: PathBuf, message: String },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -205,28 +219,48 @@ pub struct Context<'a> {
     pub cache: &'a Path,
 }
 
-/// The cached archive of `tool`'s chart, once its bytes match the lock.
-pub fn verified_archive(
+/// The pin of `chart` in `lock`: the one of its repository, name and version.
+pub fn pin_of<'a>(lock: &'a Lock, chart: &ChartRelease) -> Option<&'a ChartPin> {
+    lock.chart_pin(&chart.repository, &chart.chart, &chart.version)
+}
+
+/// The cached archive of `tool`'s chart, once its bytes match its pin in `lock`, and the pin.
+pub fn verified_archive<'a>(
     cx: &Context<'_>,
     tool: &str,
     chart: &ChartRelease,
-    pin: Option<&ChartPin>,
-) -> Result<PathBuf, ChartError> {
-    let Some(pin) = pin else {
+    lock: &'a Lock,
+) -> Result<(PathBuf, &'a ChartPin), ChartError> {
+    let Some(pin) = pin_of(lock, chart) else {
+        // Another version of the same chart pinned: the config changed since `charts pull`.
+        if let Some(other) = lock
+            .charts
+            .iter()
+            .find(|p| p.repository == chart.repository && p.chart == chart.chart)
+        {
+            return Err(ChartError::PinDiffers {
+                tool: tool.to_owned(),
+                pinned: pin_label(other),
+                wanted: label(chart),
+                config: cx.config.to_path_buf(),
+            });
+        }
         return Err(ChartError::NotPinned {
             tool: tool.to_owned(),
             chart: label(chart),
             config: cx.config.to_path_buf(),
         });
     };
-    if !pins(pin, chart) {
-        return Err(ChartError::PinDiffers {
-            tool: tool.to_owned(),
-            pinned: pin_label(pin),
-            wanted: label(chart),
-            config: cx.config.to_path_buf(),
-        });
-    }
+    verify(cx, tool, chart, pin).map(|path| (path, pin))
+}
+
+/// The cached archive `pin` names, once its bytes match the pin.
+fn verify(
+    cx: &Context<'_>,
+    tool: &str,
+    chart: &ChartRelease,
+    pin: &ChartPin,
+) -> Result<PathBuf, ChartError> {
     let path = archive_path(cx.cache, pin);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -254,6 +288,152 @@ pub fn verified_archive(
         });
     }
     Ok(path)
+}
+
+/// The identity of a program file without reading it: the sha256 of its path, size and
+/// modification time.
+pub fn file_stamp(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(crate::index::sha256(
+        format!("{}\n{}\n{}", path.display(), meta.len(), mtime.as_nanos()).as_bytes(),
+    ))
+}
+
+/// The stamp of the running mlplat binary ([`file_stamp`]): what the cache keys the results of
+/// mlplat's own work by (a rebuilt mlplat does the work again). `None` when it cannot be had,
+/// which keeps nothing.
+pub fn binary_stamp() -> Option<&'static str> {
+    static STAMP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    STAMP
+        .get_or_init(|| std::env::current_exe().ok().as_deref().and_then(file_stamp))
+        .as_deref()
+}
+
+/// What a render learned of a chart's archive.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The verified archive and its sha256, when the render asked for it (`delivery: rendered`).
+    pub archive: Option<(PathBuf, String)>,
+    /// Why the values were not checked against the chart, when they were not.
+    pub unchecked: Option<String>,
+}
+
+/// Checks `tool`'s chart values against the pinned archive's schema, before anything is
+/// written. `needs_archive` (`delivery: rendered`): the archive must be pinned and cached, and
+/// is returned; otherwise a missing pin or archive only leaves the values unchecked.
+pub fn check_values(
+    loaded: &Loaded,
+    tool: &str,
+    chart: &ChartRelease,
+    needs_archive: bool,
+) -> Result<Checked, ChartError> {
+    let unchecked = |why: &str| Checked {
+        archive: None,
+        unchecked: Some(format!("{} {}: {why}", chart.chart, chart.version)),
+    };
+    let cache = match cache_dir() {
+        Ok(c) => c,
+        Err(_) if !needs_archive => return Ok(unchecked("no chart cache directory")),
+        Err(e) => return Err(e),
+    };
+    let cx = Context {
+        config: &loaded.file,
+        cache: &cache,
+    };
+    // Values this mlplat binary found the chart accepts are not checked again.
+    let passed = |digest: &str| {
+        let stamp = binary_stamp()?;
+        let key = crate::index::sha256(
+            serde_json::json!([
+                "mlplat-values-check/1",
+                stamp,
+                digest,
+                values::release_values(chart)
+            ])
+            .to_string()
+            .as_bytes(),
+        );
+        Some(cache.join("checked").join(&key[..32]))
+    };
+    let (facts, archive, passed) = if needs_archive {
+        let (path, pin) = verified_archive(&cx, tool, chart, &loaded.lock)?;
+        let passed = passed(&pin.sha256);
+        let archive = Some((path.clone(), pin.sha256.clone()));
+        if passed.as_ref().is_some_and(|m| m.exists()) {
+            return Ok(Checked {
+                archive,
+                unchecked: None,
+            });
+        }
+        let facts = match archive::cached(&cache, &pin.sha256) {
+            Some(f) => f,
+            None => archive::extract(&cache, &path, &pin.sha256)?,
+        };
+        (facts, archive, passed)
+    } else {
+        let Some(pin) = pin_of(&loaded.lock, chart) else {
+            return Ok(unchecked("not pinned"));
+        };
+        let passed = passed(&pin.sha256);
+        if passed.as_ref().is_some_and(|m| m.exists()) {
+            return Ok(Checked {
+                archive: None,
+                unchecked: None,
+            });
+        }
+        let facts = match archive::cached(&cache, &pin.sha256) {
+            Some(f) => f,
+            None => match verify(&cx, tool, chart, pin) {
+                Ok(path) => archive::extract(&cache, &path, &pin.sha256)?,
+                Err(_) => return Ok(unchecked("not in the chart cache")),
+            },
+        };
+        (facts, None, passed)
+    };
+    let user_files = loaded
+        .values_files
+        .get(tool)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    match values::check(&loaded.file, tool, chart, facts, user_files) {
+        Ok(Ok(())) => {
+            if let Some(marker) = &passed {
+                let _ = archive::write_atomically(marker, b"");
+            }
+            Ok(Checked {
+                archive,
+                unchecked: None,
+            })
+        }
+        Ok(Err(values::Unchecked(why))) => Ok(Checked {
+            archive,
+            unchecked: Some(format!(
+                "{} {}: its schema cannot be read here ({why})",
+                chart.chart, chart.version
+            )),
+        }),
+        Err(problems) => Err(ChartError::Values(Diagnostics(problems))),
+    }
+}
+
+/// The one line a render prints when some chart values were not checked against their chart.
+pub fn unchecked_note(config: &Path, unchecked: &[String]) -> Option<String> {
+    if unchecked.is_empty() {
+        return None;
+    }
+    let mut seen = unchecked.to_vec();
+    seen.sort();
+    seen.dedup();
+    Some(format!(
+        "mlplat: chart values were not checked against the charts ({}): `mlplat charts pull -c {}` pins and fetches them, once",
+        seen.join("; "),
+        config.display()
+    ))
 }
 
 /// Runs `helm pull` for `chart` into the cache and returns the pin of what it wrote.
@@ -404,7 +584,12 @@ mod tests {
             config: Path::new("p.yaml"),
             cache: dir.path(),
         };
-        let err = verified_archive(&cx, "demo", &chart(), None).unwrap_err();
+        let lock_of = |pin: &ChartPin| {
+            let mut lock = Lock::default();
+            lock.set_chart_pin(pin.clone());
+            lock
+        };
+        let err = verified_archive(&cx, "demo", &chart(), &Lock::default()).unwrap_err();
         assert!(matches!(err, ChartError::NotPinned { .. }), "{err}");
         let pin = ChartPin {
             repository: "https://charts.example.com".into(),
@@ -412,12 +597,13 @@ mod tests {
             version: "1.2.3".into(),
             sha256: digest(b"archive"),
         };
-        let err = verified_archive(&cx, "demo", &chart(), Some(&pin)).unwrap_err();
+        let lock = lock_of(&pin);
+        let err = verified_archive(&cx, "demo", &chart(), &lock).unwrap_err();
         assert!(matches!(err, ChartError::NotCached { .. }), "{err}");
         std::fs::write(archive_path(dir.path(), &pin), b"archive").unwrap();
-        verified_archive(&cx, "demo", &chart(), Some(&pin)).unwrap();
+        verified_archive(&cx, "demo", &chart(), &lock).unwrap();
         std::fs::write(archive_path(dir.path(), &pin), b"archivE").unwrap();
-        let err = verified_archive(&cx, "demo", &chart(), Some(&pin))
+        let err = verified_archive(&cx, "demo", &chart(), &lock)
             .unwrap_err()
             .to_string();
         assert!(
@@ -428,7 +614,7 @@ mod tests {
             version: "1.2.2".into(),
             ..pin
         };
-        let err = verified_archive(&cx, "demo", &chart(), Some(&older)).unwrap_err();
+        let err = verified_archive(&cx, "demo", &chart(), &lock_of(&older)).unwrap_err();
         assert!(matches!(err, ChartError::PinDiffers { .. }), "{err}");
     }
 }

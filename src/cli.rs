@@ -42,7 +42,7 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Print the final value of a config key and the file and line that set it.
     Explain(ExplainArgs),
-    /// Chart archives for `delivery: rendered`: pull them, pin them in the lock file.
+    /// Chart archives: pull them, pin them in the lock file (renders check chart values against them; `delivery: rendered` installs them).
     #[command(subcommand)]
     Charts(ChartsCommand),
 }
@@ -66,8 +66,9 @@ pub struct ExplainArgs {
 pub enum ChartsCommand {
     /// Pull each chart into the cache (`helm pull`) and pin its archive's sha256 in the lock.
     ///
-    /// Needs the network; `render` then stays offline, and refuses an archive that no longer
-    /// matches its pin. Helm is `$MLPLAT_HELM`, else `helm` on PATH; the cache is
+    /// Every environment's charts, when the config declares environments. Needs the network;
+    /// `render` then stays offline, checks the chart values against each pinned chart's own
+    /// schema, and (`delivery: rendered`) refuses an archive that no longer matches its pin. Helm is `$MLPLAT_HELM`, else `helm` on PATH; the cache is
     /// `$MLPLAT_CACHE`, else `$XDG_CACHE_HOME/mlplat/charts`, else `~/.cache/mlplat/charts`.
     Pull(ChartsPullArgs),
 }

@@ -12,15 +12,29 @@ use crate::config::{Delivery, Loaded};
 use crate::tools::{Component, RenderError};
 use crate::yaml::to_yaml_string;
 
-/// Adds the delivery objects of `component`'s chart, if it has one.
-pub fn deliver(loaded: &Loaded, component: &mut Component) -> Result<(), RenderError> {
+/// Adds the delivery objects of `component`'s chart, if it has one. `inflated`: what
+/// `helm template` printed for it (`delivery: rendered`; see [`crate::charts::inflate`]).
+pub fn deliver(
+    loaded: &Loaded,
+    component: &mut Component,
+    inflated: Option<&crate::charts::inflate::Inflated>,
+) -> Result<(), RenderError> {
     let p = &loaded.platform;
     let Some(chart) = component.chart.clone() else {
         return Ok(());
     };
     match p.delivery {
         Delivery::Argocd => argocd::deliver(p, component, &chart)?,
-        Delivery::Rendered => rendered::deliver(loaded, component, &chart)?,
+        Delivery::Rendered => match inflated {
+            Some(inflated) => rendered::deliver(component, &chart, inflated)?,
+            None => {
+                return Err(RenderError::Chart(crate::charts::ChartError::BadManifest {
+                    tool: component.name.clone(),
+                    chart: crate::charts::label(&chart),
+                    message: "nothing: Helm never ran for it (a bug in mlplat)".to_owned(),
+                }));
+            }
+        },
         Delivery::Flux => {
             let name = component.name.clone();
             let secret_values_name = format!("{name}-helm-values");

@@ -4,8 +4,11 @@
 //! before anything is compared or shown; so is every string under the `spec` of any other object
 //! that lives in a secret file (an Argo CD Application's secret chart values).
 //!
-//! Files that are not Kubernetes objects (`kustomization.yaml`, `values.yaml`, the marker) are
-//! compared as text, and a file that holds secrets but cannot be parsed is only named.
+//! An added object is shown whole (`+` lines), a removed one too (`-` lines), so that what a
+//! render would apply can be reviewed before it is. Files that are not Kubernetes objects
+//! (`kustomization.yaml`, `values.yaml`) are compared as text, and a file that holds secrets but
+//! cannot be parsed is only named. The marker and index file (`.mlplat`, in every environment
+//! too) is never shown nor counted: it changes whenever anything else does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -37,8 +40,10 @@ impl std::fmt::Debug for Side {
 /// What changes for one object or file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Added,
-    Removed,
+    /// The added object's (redacted) YAML or the added file's text, each line prefixed `+`.
+    Added(Vec<String>),
+    /// The removed object's (redacted) YAML or the removed file's text, each line prefixed `-`.
+    Removed(Vec<String>),
     /// The unified diff of its (redacted) YAML, one line per entry, prefixed ` `, `-`, `+` or
     /// `@@`.
     Changed(Vec<String>),
@@ -68,16 +73,14 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for e in &self.entries {
-            let mark = match e.change {
-                Change::Added => '+',
-                Change::Removed => '-',
-                Change::Changed(_) => '~',
+            let (mark, lines) = match &e.change {
+                Change::Added(lines) => ('+', lines),
+                Change::Removed(lines) => ('-', lines),
+                Change::Changed(lines) => ('~', lines),
             };
             let _ = writeln!(out, "{mark} {} ({})", e.what, e.path);
-            if let Change::Changed(lines) = &e.change {
-                for l in lines {
-                    let _ = writeln!(out, "    {l}");
-                }
+            for l in lines {
+                let _ = writeln!(out, "    {l}");
             }
         }
         let count = |f: fn(&Change) -> bool| self.entries.iter().filter(|e| f(&e.change)).count();
@@ -85,8 +88,8 @@ impl Report {
             out,
             "{} changed, {} added, {} removed",
             count(|c| matches!(c, Change::Changed(_))),
-            count(|c| matches!(c, Change::Added)),
-            count(|c| matches!(c, Change::Removed)),
+            count(|c| matches!(c, Change::Added(_))),
+            count(|c| matches!(c, Change::Removed(_))),
         );
         out
     }
@@ -94,9 +97,16 @@ impl Report {
 
 /// Compares what is on disk (`old`, by relative path) with a fresh render (`new`).
 pub fn diff(old: &BTreeMap<String, Side>, new: &Tree) -> Report {
+    let old: BTreeMap<String, Side> = old
+        .iter()
+        .filter(|(p, _)| !is_index(p))
+        .map(|(p, s)| (p.clone(), s.clone()))
+        .collect();
+    let old = &old;
     let new: BTreeMap<String, Side> = new
         .files
         .iter()
+        .filter(|(p, _)| !is_index(p))
         .map(|(p, f)| {
             (
                 p.clone(),
@@ -117,17 +127,14 @@ pub fn diff(old: &BTreeMap<String, Side>, new: &Tree) -> Report {
     keys.dedup();
     for key in keys {
         let (path, change) = match (old_objs.get(key), new_objs.get(key)) {
-            (Some((path, _)), None) => (path, Change::Removed),
-            (None, Some((path, _))) => (path, Change::Added),
+            (Some((path, a)), None) => (path, Change::Removed(whole('-', &to_yaml(a)))),
+            (None, Some((path, b))) => (path, Change::Added(whole('+', &to_yaml(b)))),
             (Some((old_path, a)), Some((path, b))) => {
                 if a == b {
                     continue;
                 }
                 reported.insert(old_path.clone());
-                let lines = unified(
-                    &crate::yaml::to_yaml_string(a),
-                    &crate::yaml::to_yaml_string(b),
-                );
+                let lines = unified(&to_yaml(a), &to_yaml(b));
                 (path, Change::Changed(lines))
             }
             (None, None) => continue,
@@ -150,8 +157,8 @@ pub fn diff(old: &BTreeMap<String, Side>, new: &Tree) -> Report {
         }
         let change = match (old.get(path), new.get(path)) {
             (Some(a), Some(b)) if a.bytes == b.bytes => continue,
-            (Some(_), None) => Change::Removed,
-            (None, Some(_)) => Change::Added,
+            (Some(a), None) => Change::Removed(file_text('-', a)),
+            (None, Some(b)) => Change::Added(file_text('+', b)),
             (Some(a), Some(b)) if holds_secrets(a) || holds_secrets(b) => {
                 Change::Changed(vec!["(holds secrets: contents not shown)".to_owned()])
             }
@@ -168,6 +175,28 @@ pub fn diff(old: &BTreeMap<String, Side>, new: &Tree) -> Report {
         });
     }
     report
+}
+
+/// The marker and index file of an output (`.mlplat`, or `<env>/.mlplat`).
+fn is_index(path: &str) -> bool {
+    path.rsplit('/').next() == Some(crate::output::MARKER)
+}
+
+fn to_yaml(v: &Value) -> String {
+    crate::yaml::to_yaml_string(v)
+}
+
+/// Every line of `text`, prefixed with `mark`.
+fn whole(mark: char, text: &str) -> Vec<String> {
+    text.lines().map(|l| format!("{mark}{l}")).collect()
+}
+
+/// An added or removed file that holds no object: its text, unless it holds secrets.
+fn file_text(mark: char, side: &Side) -> Vec<String> {
+    if holds_secrets(side) {
+        return vec!["(holds secrets: contents not shown)".to_owned()];
+    }
+    whole(mark, &String::from_utf8_lossy(&side.bytes))
 }
 
 /// A file whose text must not be shown: marked secret, or holding a Secret all the same.

@@ -3,7 +3,13 @@
 //! `--check` stay offline and deterministic. Committed with the config; holds no secret.
 //!
 //! Sections are owned by the commands that write them: `secrets` by `rotate`, `aws` by
-//! `provision`, `charts` by the delivery that pins chart archives.
+//! `provision`, `charts` by `charts pull`.
+//!
+//! Chart pins are keyed by what they pin — repository, chart and version — not by the tool or
+//! the environment that uses them: a pin is a fact about a published archive, the same for
+//! every environment that installs that version. So environments that pin different versions
+//! of one chart share one list today, and when environments get locks of their own, an
+//! environment's lock holds the pins it uses in the same form, with nothing to rewrite.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,10 +26,11 @@ pub struct Lock {
     /// AWS resources found or created by `mlplat provision` (owned by the AWS backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<crate::aws::lock::AwsLock>,
-    /// Chart archives pinned by content, by tool (owned by `mlplat charts pull`, read by
-    /// `delivery: rendered`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub charts: BTreeMap<String, ChartPin>,
+    /// Chart archives pinned by content (owned by `mlplat charts pull`; read by
+    /// `delivery: rendered`, and by every render to check chart values), sorted by repository,
+    /// chart and version, one pin for each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<ChartPin>,
 }
 
 /// One chart archive, pinned: where it came from and the sha256 of its bytes.
@@ -120,6 +127,24 @@ impl Lock {
         std::fs::rename(&tmp, &path).map_err(err)
     }
 
+    /// The pin of `chart` `version` from `repository`.
+    pub fn chart_pin(&self, repository: &str, chart: &str, version: &str) -> Option<&ChartPin> {
+        self.charts
+            .iter()
+            .find(|p| p.repository == repository && p.chart == chart && p.version == version)
+    }
+
+    /// Adds `pin`, or replaces the pin of the same chart version; the list stays sorted.
+    pub fn set_chart_pin(&mut self, pin: ChartPin) {
+        self.charts.retain(|p| {
+            (&p.repository, &p.chart, &p.version) != (&pin.repository, &pin.chart, &pin.version)
+        });
+        self.charts.push(pin);
+        self.charts.sort_by(|a, b| {
+            (&a.repository, &a.chart, &a.version).cmp(&(&b.repository, &b.chart, &b.version))
+        });
+    }
+
     /// The generation of secret `name`: 1 unless it was rotated.
     pub fn generation(&self, name: &str) -> u32 {
         self.secrets.generations.get(name).copied().unwrap_or(1)
@@ -153,14 +178,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("platform.yaml");
         let mut lock = Lock::default();
-        lock.charts.insert(
-            "jupyterhub".into(),
-            ChartPin {
-                repository: "https://hub.jupyter.org/helm-chart/".into(),
-                chart: "jupyterhub".into(),
-                version: "4.4.0".into(),
-                sha256: format!("sha256:{}", "ab".repeat(32)),
-            },
+        let pin = |version: &str, byte: &str| ChartPin {
+            repository: "https://airflow.apache.org".into(),
+            chart: "airflow".into(),
+            version: version.into(),
+            sha256: format!("sha256:{}", byte.repeat(32)),
+        };
+        // Two environments may pin two versions of one chart; a new pin of a version replaces
+        // the old one.
+        lock.set_chart_pin(pin("1.22.0", "ab"));
+        lock.set_chart_pin(pin("1.18.0", "cd"));
+        lock.set_chart_pin(pin("1.22.0", "ef"));
+        assert_eq!(lock.charts, vec![pin("1.18.0", "cd"), pin("1.22.0", "ef")]);
+        assert_eq!(
+            lock.chart_pin("https://airflow.apache.org", "airflow", "1.22.0"),
+            Some(&pin("1.22.0", "ef"))
         );
         lock.save(&config).unwrap();
         assert_eq!(Lock::load(&config).unwrap(), lock);

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::backends::Backends;
-use crate::config::Loaded;
+use crate::config::{Delivery, Loaded};
 use crate::delivery::deliver;
 use crate::output::Tree;
 use crate::secrets::Deriver;
@@ -12,19 +12,52 @@ use crate::tools::{self, ChartRelease, Component, Links, RenderError, render_to}
 
 /// Renders every enabled component of the platform into a tree of files.
 pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
-    render_full(loaded).map(|r| r.tree)
+    render_report(loaded).map(|r| r.tree)
+}
+
+/// A render's tree, and the charts whose values it could not check against the chart itself
+/// (`<chart> <version>: <why>`), which the commands mention once.
+#[derive(Debug)]
+pub struct Report {
+    pub tree: Tree,
+    pub unchecked: Vec<String>,
+}
+
+/// [`render`], with what it could not check.
+pub fn render_report(loaded: &Loaded) -> Result<Report, RenderError> {
+    let prepared = prepare(loaded)?;
+    let manifests = crate::charts::inflate::run_all(&prepared.jobs)?;
+    let unchecked = prepared.unchecked.clone();
+    let (tree, _, _) = finish(loaded, prepared, manifests)?;
+    Ok(Report { tree, unchecked })
 }
 
 /// Renders every environment of a config into `<name>/`, each a whole output with its own
 /// index, under one marker: what `out/` holds for a config with environments.
 pub fn render_environments(envs: &[(String, Loaded)]) -> Result<Tree, RenderError> {
+    render_environments_report(envs).map(|r| r.tree)
+}
+
+/// [`render_environments`], with what it could not check. The Helm calls of every environment
+/// (`delivery: rendered`) run at once.
+pub fn render_environments_report(envs: &[(String, Loaded)]) -> Result<Report, RenderError> {
+    let prepared = envs
+        .iter()
+        .map(|(_, loaded)| prepare(loaded))
+        .collect::<Result<Vec<_>, _>>()?;
+    let jobs: Vec<_> = prepared.iter().flat_map(|p| p.jobs.clone()).collect();
+    let mut manifests = crate::charts::inflate::run_all(&jobs)?.into_iter();
     let mut tree = Tree::new();
-    for (name, loaded) in envs {
-        for (path, file) in render(loaded)?.files {
+    let mut unchecked = Vec::new();
+    for ((name, loaded), p) in envs.iter().zip(prepared) {
+        unchecked.extend(p.unchecked.iter().cloned());
+        let mine: Vec<_> = manifests.by_ref().take(p.jobs.len()).collect();
+        let (env_tree, _, _) = finish(loaded, p, mine)?;
+        for (path, file) in env_tree.files {
             tree.files.insert(format!("{name}/{path}"), file);
         }
     }
-    Ok(tree)
+    Ok(Report { tree, unchecked })
 }
 
 /// A render with what went into it, for the commands that need more than the files.
@@ -88,16 +121,76 @@ fn components(loaded: &Loaded, deriver: &Deriver) -> Result<Vec<Component>, Rend
     Ok(components)
 }
 
-/// [`render`], keeping the Secrets and the derived names.
-pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
+/// The components of a platform, built and their chart values checked, with the Helm calls
+/// they need (`delivery: rendered`): everything before anything runs.
+#[derive(Debug)]
+struct Prepared {
+    deriver: Deriver,
+    components: Vec<Component>,
+    /// One per component with a chart, for `delivery: rendered`; in component order.
+    jobs: Vec<crate::charts::inflate::Job>,
+    unchecked: Vec<String>,
+}
+
+fn prepare(loaded: &Loaded) -> Result<Prepared, RenderError> {
     let deriver = deriver(loaded);
     let components = components(loaded, &deriver)?;
+    let rendered = loaded.platform.delivery == Delivery::Rendered;
+    let mut jobs = Vec::new();
+    let mut unchecked = Vec::new();
+    for c in &components {
+        let Some(chart) = &c.chart else { continue };
+        let checked = crate::charts::check_values(loaded, &c.name, chart, rendered)?;
+        unchecked.extend(checked.unchecked);
+        if let Some((archive, digest)) = checked.archive {
+            jobs.push(crate::charts::inflate::Job {
+                platform: loaded.platform.platform.clone(),
+                tool: c.name.clone(),
+                chart: chart.clone(),
+                archive,
+                digest,
+                namespace: c.namespace.clone(),
+                values: crate::charts::values::release_values(chart),
+                secrets: crate::delivery::rendered::secret_strings(&chart.secret_values),
+            });
+        }
+    }
+    Ok(Prepared {
+        deriver,
+        components,
+        jobs,
+        unchecked,
+    })
+}
+
+type Built = (
+    Tree,
+    Vec<crate::secret_delivery::SecretObject>,
+    std::collections::BTreeMap<String, crate::secrets::Secret>,
+);
+
+/// Delivers the prepared components (with what Helm printed for each job, in order) and
+/// writes the tree.
+fn finish(
+    loaded: &Loaded,
+    prepared: Prepared,
+    manifests: Vec<crate::charts::inflate::Inflated>,
+) -> Result<Built, RenderError> {
+    let Prepared {
+        deriver,
+        components,
+        jobs,
+        ..
+    } = prepared;
+    let mut manifests: std::collections::BTreeMap<String, crate::charts::inflate::Inflated> =
+        jobs.into_iter().map(|j| j.tool).zip(manifests).collect();
     let mut tree = Tree::new();
     let mut dirs = Vec::new();
     let mut secrets = Vec::new();
     let mut crds = Vec::new();
     for mut c in components {
-        deliver(loaded, &mut c)?;
+        let inflated = manifests.remove(&c.name);
+        deliver(loaded, &mut c, inflated.as_ref())?;
         crds.extend(c.crds.drain(..).map(|crd| (c.name.clone(), crd)));
         crate::secret_delivery::apply(loaded, &deriver, &mut c)?;
         secrets.append(&mut c.secret_objects);
@@ -132,6 +225,14 @@ pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
     tree.insert("kustomization.yaml", root.into_bytes(), false);
     crate::index::seal(&mut tree, &crate::index::inputs_digest(loaded));
     let derived = deriver.used();
+    Ok((tree, secrets, derived))
+}
+
+/// [`render`], keeping the Secrets and the derived names.
+pub fn render_full(loaded: &Loaded) -> Result<Rendered, RenderError> {
+    let prepared = prepare(loaded)?;
+    let manifests = crate::charts::inflate::run_all(&prepared.jobs)?;
+    let (tree, mut secrets, derived) = finish(loaded, prepared, manifests)?;
     crate::secret_delivery::trace_sources(&mut secrets, &derived, loaded);
     Ok(Rendered {
         tree,

@@ -22,8 +22,6 @@ use crate::tools::{Component, File, RenderError, render_to};
 
 /// The SecretStore every ExternalSecret of a namespace reads from.
 pub const STORE: &str = "aws-secrets-manager";
-/// The ServiceAccount the SecretStore authenticates as, unless the config names another.
-pub const SERVICE_ACCOUNT: &str = "external-secrets";
 /// The file that holds a component's SecretStore and its ServiceAccount.
 const STORE_FILE: &str = "secretstore.yaml";
 
@@ -190,7 +188,7 @@ pub fn apply(loaded: &Loaded, deriver: &Deriver, c: &mut Component) -> Result<()
             "namespace": c.namespace,
             "labels": labels,
             "store": STORE,
-            "service_account": cfg.service_account.as_deref().unwrap_or(SERVICE_ACCOUNT),
+            "service_account": cfg.service_account.as_deref().unwrap_or(crate::config::defaults::text("/secrets/externalSecrets/serviceAccount")),
             "role_arn": cfg.role_arn,
             "region": cfg.region,
         }),

@@ -127,6 +127,15 @@ fn wrong_type() {
 }
 
 #[test]
+fn an_official_chart_version_outside_the_supported_range_names_the_range() {
+    rejects(
+        &format!("platform: mlops\n{KEY}tools:\n  airflow:\n    chart: {{version: \"1.17.0\"}}\n"),
+        &[],
+        include_str!("cli/unsupported_chart_version.txt"),
+    );
+}
+
+#[test]
 fn unquoted_version_is_a_number() {
     rejects(
         &format!(
@@ -440,4 +449,24 @@ fn the_aws_commands_live_in_the_binary_beside_mlplat() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("runs the AWS commands only"), "{err}");
     assert!(!ws.path("elsewhere").exists());
+}
+
+#[test]
+fn a_config_with_every_tool_disabled_is_a_clear_warning() {
+    let ws = Workspace::new();
+    ws.write(
+        "none.yaml",
+        "platform: mlops\nsecrets: {key: {fromFile: example.key}}\ntools:\n  mlflow: {enabled: false}\n",
+    );
+    let out = ws.run(&["render", "-c", "none.yaml", "-o", "empty"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: no tool is enabled in none.yaml: tools.airflow, tools.mlflow and tools.jupyterhub are each absent or `enabled: false`, so empty holds no workload"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(2 files: no tool)"), "{stderr}");
+    // The example renders tools: no such warning.
+    let out = ws.run(&["render", "-c", "local.yaml", "-o", "out"], &[]);
+    assert!(out.stderr.is_empty() || !String::from_utf8_lossy(&out.stderr).contains("no tool"));
 }

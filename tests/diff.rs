@@ -136,7 +136,7 @@ fn diff_of_a_missing_directory_adds_everything_and_bad_input_is_exit_2() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("+ HelmRelease mlops-airflow/airflow (airflow/helmrelease.yaml)"),
+        stdout.contains("+ HelmRelease mlops-airflow/airflow (airflow/helmrelease.yaml)\n    +apiVersion: helm.toolkit.fluxcd.io/v2\n"),
         "{stdout}"
     );
     assert!(stdout.contains("+ file kustomization.yaml"), "{stdout}");
@@ -169,4 +169,46 @@ fn a_comment_edited_by_hand_is_a_file_change() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("~ file mlflow/service.yaml"), "{stdout}");
     assert!(stdout.contains("-# edited by hand"), "{stdout}");
+}
+
+/// The diff of adding the DAG repository's credentials, pinned in `tests/snapshots/diff_added_secret.txt`
+/// (regenerate with `MLPLAT_BLESS=1 cargo test --test diff`, then review): the added Secret is
+/// shown whole, its token as a fingerprint, and the index file is neither shown nor counted.
+#[test]
+fn an_added_object_is_shown_whole_with_its_secret_fingerprinted() {
+    let ws = workspace();
+    let dir = ws.path();
+    let config = std::fs::read_to_string(dir.join("local.yaml")).expect("config");
+    let credentials = "      credentials:\n        username: dags-bot\n        token: {fromFile: example-git-token}\n";
+    assert!(config.contains(credentials));
+    std::fs::write(dir.join("before.yaml"), config.replace(credentials, "")).expect("write");
+    let render = mlplat(dir, &["render", "-c", "before.yaml", "-o", "out"]);
+    assert_eq!(render.status.code(), Some(0), "{render:?}");
+
+    let out = mlplat(dir, &["diff", "-c", "local.yaml", "-o", "out"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let token = std::fs::read_to_string(dir.join("example-git-token")).expect("token");
+    let token = token.trim();
+    assert!(!stdout.contains(token), "the token is printed:\n{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "+  GIT_SYNC_PASSWORD: {}",
+            mlplat::secrets::fingerprint(token.as_bytes())
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(".mlplat"), "{stdout}");
+
+    let snapshot =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/diff_added_secret.txt");
+    if std::env::var_os("MLPLAT_BLESS").is_some() {
+        std::fs::create_dir_all(snapshot.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&snapshot, stdout.as_bytes()).expect("bless");
+    }
+    let want = std::fs::read_to_string(&snapshot).unwrap_or_default();
+    assert!(
+        want == stdout,
+        "diff output changed (review, then MLPLAT_BLESS=1 cargo test --test diff):\n{stdout}"
+    );
 }

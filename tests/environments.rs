@@ -1,9 +1,12 @@
 //! Environments from the command line: `render` into `out/<env>/`, `--check` and `--env` per
-//! environment, diagnostics that point into the overlay that set a bad value, and `explain`.
+//! environment, diagnostics that point into the overlay that set a bad value, `explain`, and
+//! `charts pull` for every environment with the values then checked against the charts.
 //! The config is the golden case `tests/golden/environments`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mlplat");
 
@@ -97,7 +100,12 @@ fn render_writes_each_environment_into_its_own_directory() {
     let ws = Workspace::new();
     let out = ws.run(&["render", "-c", "platform.yaml", "-o", "out"]);
     exits(&out, 0);
-    assert_eq!(stderr(&out), "mlplat: wrote out (66 files: dev, prod)\n");
+    // Without pinned archives the chart values go unchecked, said once for both environments.
+    assert_eq!(
+        stderr(&out),
+        "mlplat: wrote out (60 files: dev, prod)\n\
+         mlplat: chart values were not checked against the charts (airflow 1.22.0: not pinned; jupyterhub 4.4.0: not pinned): `mlplat charts pull -c platform.yaml` pins and fetches them, once\n"
+    );
     let mut top: Vec<String> = std::fs::read_dir(ws.path("out"))
         .expect("ls")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -317,7 +325,7 @@ fn explain_names_the_file_and_line_that_set_a_value() {
     );
     assert_eq!(
         explain(&["tools.mlflow.replicas"]),
-        "tools.mlflow.replicas is not set\n  no file sets it, and the schema gives it no default\n"
+        "tools.mlflow.replicas = 1\n  default (not set in any file)\n"
     );
 }
 
@@ -355,4 +363,83 @@ fn commands_without_environment_support_refuse_such_a_config() {
             )
         );
     }
+}
+
+/// `charts pull` with environments: every environment's charts (the published archives,
+/// through the stand-in Helm on Helm's engine) pinned once in the shared lock file; then every
+/// environment's chart values are checked against them, and a bad key in one environment's
+/// values file (named relative to the overlay that lists it) is exit 2 at its line, with `out/`
+/// as it was.
+#[test]
+fn charts_pull_pins_every_environments_charts_and_their_values_are_checked() {
+    let ws = Workspace::new();
+    let helm = |args: &[&str]| {
+        Command::new(BIN)
+            .current_dir(ws.path(""))
+            .args(args)
+            .env_remove("MLPLAT_SECRET_KEY")
+            .env(
+                "MLPLAT_HELM",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake-helm"),
+            )
+            .env(
+                "MLPLAT_FAKE_HELM_ARCHIVES",
+                support::published::charts_dir(),
+            )
+            .env("MLPLAT_CACHE", ws.path("cache"))
+            .output()
+            .expect("run mlplat")
+    };
+    let out = helm(&["charts", "pull", "-c", "platform.yaml"]);
+    exits(&out, 0);
+    let said = stderr(&out);
+    // Both environments install the same two chart versions: each is pulled once.
+    assert_eq!(said.matches(": pinned ").count(), 2, "{said}");
+    assert!(
+        said.contains("dev/airflow: pinned airflow 1.22.0"),
+        "{said}"
+    );
+    assert!(
+        said.contains("dev/jupyterhub: pinned jupyterhub 4.4.0"),
+        "{said}"
+    );
+    let lock = std::fs::read_to_string(ws.path("platform.lock.yaml")).expect("lock");
+    assert_eq!(lock.matches("\n  - chart: ").count(), 2, "{lock}");
+    assert!(
+        lock.contains("sha256:1f7d1dfe3d58e2c5"),
+        "the published airflow 1.22.0: {lock}"
+    );
+    let again = helm(&["charts", "pull", "-c", "platform.yaml"]);
+    exits(&again, 0);
+    assert!(
+        !stderr(&again).contains("pinned airflow"),
+        "{}",
+        stderr(&again)
+    );
+
+    let out = helm(&["render", "-c", "platform.yaml", "-o", "out"]);
+    exits(&out, 0);
+    assert_eq!(stderr(&out), "mlplat: wrote out (60 files: dev, prod)\n");
+
+    let before = ws.snapshot();
+    std::fs::create_dir(ws.path("values")).expect("mkdir");
+    ws.write(
+        "values/prod-airflow.yaml",
+        "workers:\n  replicas: 3\n  replicaz: 4\n",
+    );
+    ws.edit(
+        "env/prod.yaml",
+        "    ingress: {tlsSecret: airflow-tls}\n",
+        "    ingress: {tlsSecret: airflow-tls}\n    values: [../values/prod-airflow.yaml]\n",
+    );
+    let out = helm(&["render", "-c", "platform.yaml", "-o", "out"]);
+    exits(&out, 2);
+    let said = stderr(&out);
+    assert!(
+        said.starts_with(
+            "error: env/../values/prod-airflow.yaml:3:3: workers.replicaz: unknown key `replicaz`"
+        ),
+        "{said}"
+    );
+    assert_eq!(ws.snapshot(), before, "out/ must be untouched");
 }

@@ -15,25 +15,33 @@ fn help(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf8")
 }
 
-#[test]
-fn every_help_text_matches_its_snapshot() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cli/help");
-    let bless = std::env::var_os("MLPLAT_BLESS").is_some();
-    let top = help(&[]);
-    // The subcommands, from the "Commands:" block of the top-level help.
-    let commands: Vec<String> = top
-        .lines()
+/// The subcommands a help text lists in its "Commands:" block.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .map(str::to_owned)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn every_help_text_matches_its_snapshot() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cli/help");
+    let bless = std::env::var_os("MLPLAT_BLESS").is_some();
+    let top = help(&[]);
+    let commands = subcommands(&top);
     assert!(commands.len() >= 2, "{top}");
     let mut cases = vec![("mlplat".to_owned(), top)];
     for c in &commands {
-        cases.push((c.clone(), help(&[c])));
+        let text = help(&[c]);
+        // And a command's own subcommands (`charts pull`), as `<command>-<subcommand>.txt`.
+        for sub in subcommands(&text) {
+            cases.push((format!("{c}-{sub}"), help(&[c, &sub])));
+        }
+        cases.push((c.clone(), text));
     }
     let mut stale = Vec::new();
     for (name, text) in &cases {

@@ -1,13 +1,12 @@
 //! What mlplat writes, judged by independent checkers: `kubectl kustomize` builds each tree,
-//! every built-in object passes `kubernetes-validate --strict`, every Flux object validates
-//! against its CRD, and the chart values validate against the charts' own schemas.
-//! Also: no secret value appears outside a Secret file, and such files are 0600.
+//! every built-in object passes `kubernetes-validate --strict`, and every Flux object validates
+//! against its CRD (the chart values are judged by the charts themselves, through Helm, in
+//! `tests/published_charts.rs`). Also: no secret value appears outside a Secret file, and such
+//! files are 0600.
 
 #[path = "common/cases.rs"]
 mod cases;
 mod support;
-
-use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -29,95 +28,6 @@ fn every_tree_builds_and_every_object_validates() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
-}
-
-/// The values a HelmRelease gives its chart: `spec.values` merged over the `values.yaml` of
-/// every Secret in `spec.valuesFrom` (Flux merges valuesFrom first, then values).
-fn chart_values(release: &Value, objs: &[Value]) -> Value {
-    let ns = release["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default();
-    let mut values = Value::Object(Default::default());
-    for from in release["spec"]["valuesFrom"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let name = from["name"].as_str().unwrap_or_default();
-        let key = from["valuesKey"].as_str().unwrap_or("values.yaml");
-        let found = |kind: &str| {
-            objs.iter().find(|o| {
-                o["kind"] == kind
-                    && o["metadata"]["name"] == name
-                    && o["metadata"]["namespace"] == ns
-            })
-        };
-        let Some(secret) = found("Secret") else {
-            // external-secrets mode: the operator makes the Secret from Secrets Manager; its
-            // values are checked in the plain renders of the same values.
-            assert!(
-                found("ExternalSecret").is_some(),
-                "valuesFrom names Secret {ns}/{name}, which is not rendered"
-            );
-            continue;
-        };
-        let text = secret["stringData"][key]
-            .as_str()
-            .expect("values in stringData");
-        let doc = mlplat::yaml::parse_document(text)
-            .expect("secret values are YAML")
-            .to_json();
-        mlplat::tools::merge(&mut values, &doc);
-    }
-    mlplat::tools::merge(&mut values, &release["spec"]["values"]);
-    values
-}
-
-#[test]
-fn chart_values_validate_against_the_charts_schemas() {
-    let mut checked = BTreeMap::new();
-    for (dir, objs) in built_trees() {
-        for rel in objs
-            .iter()
-            .filter(|o| o["kind"] == "HelmRelease" || o["kind"] == "Application")
-        {
-            // An Argo CD Application carries its values whole in valuesObject.
-            let argo = rel["kind"] == "Application";
-            let (chart, version_key) = if argo {
-                (&rel["spec"]["source"], "targetRevision")
-            } else {
-                (&rel["spec"]["chart"]["spec"], "version")
-            };
-            let (name, version) = (
-                chart["chart"].as_str().unwrap_or_default(),
-                chart[version_key].as_str().unwrap_or_default(),
-            );
-            let schema = match (name, version) {
-                ("jupyterhub", "4.4.0") => "jupyterhub-4.4.0.values.schema.json",
-                ("airflow", v) if v.starts_with("1.") => "airflow-official.values.schema.json",
-                // The airflow-helm community chart ships no schema.
-                ("airflow", v) if v.starts_with("8.") => continue,
-                other => panic!("{dir}: no schema known for chart {other:?}"),
-            };
-            let values = if argo {
-                chart["helm"]["valuesObject"].clone()
-            } else {
-                chart_values(rel, &objs)
-            };
-            if let Err(e) = support::validate_values_override(&values, schema) {
-                panic!("{dir}: {name} {version} values do not validate:\n{e}");
-            }
-            *checked.entry(schema).or_insert(0) += 1;
-        }
-    }
-    assert!(
-        checked.contains_key("jupyterhub-4.4.0.values.schema.json"),
-        "{checked:?}"
-    );
-    assert!(
-        checked.contains_key("airflow-official.values.schema.json"),
-        "{checked:?}"
-    );
 }
 
 #[test]

@@ -221,7 +221,11 @@ fn a_changed_chart_archive_is_refused_and_out_is_untouched() {
     fx.ok(&["render"]);
     let before = files(&fx.path("out"));
     let lock = mlplat::lock::Lock::load(&fx.path("platform.yaml")).expect("lock");
-    let pin = lock.charts.get("jupyterhub").expect("jupyterhub pinned");
+    let pin = lock
+        .charts
+        .iter()
+        .find(|p| p.chart == "jupyterhub")
+        .expect("jupyterhub pinned");
     let archive = mlplat::charts::archive_path(&fx.path("cache"), pin);
     let mut bytes = std::fs::read(&archive).expect("cached archive");
     let last = bytes.len() - 1;
@@ -266,7 +270,7 @@ fn a_chart_without_a_pin_says_to_pull_and_render_never_pulls() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("airflow 1.18.0") && stderr.contains("is not pinned in platform.lock.yaml"),
+        stderr.contains("airflow 1.22.0") && stderr.contains("is not pinned in platform.lock.yaml"),
         "{stderr}"
     );
     assert!(
@@ -276,7 +280,7 @@ fn a_chart_without_a_pin_says_to_pull_and_render_never_pulls() {
     assert!(!fx.path("out").exists());
 
     let said = fx.ok(&["charts", "pull"]);
-    assert!(said.contains("pinned airflow 1.18.0"), "{said}");
+    assert!(said.contains("pinned airflow 1.22.0"), "{said}");
     fx.ok(&["render"]);
     let pulls = |fx: &Fixture| {
         fx.helm_calls()

@@ -561,7 +561,7 @@ fn rotate_bumps_one_generation_and_says_what_restarts() {
 }
 
 #[test]
-fn plain_mode_warns_once_when_out_is_tracked_by_git() {
+fn plain_mode_warns_once_when_out_is_tracked_by_git_with_a_key_of_its_own() {
     let mut ws = Workspace::new();
     let dir = ws.dir.path().to_path_buf();
     let git = |args: &[&str]| {
@@ -581,7 +581,46 @@ fn plain_mode_warns_once_when_out_is_tracked_by_git() {
         "{}",
         text(&out.stderr)
     );
+    // Not tracked: a secret file others can read is worth a warning.
+    let loose = dir.join("out/airflow/secrets.yaml");
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let check = ws.run(&["render", "-c", "local.yaml", "-o", "out", "--check"], &[]);
+    assert!(
+        text(&check.stderr)
+            .contains("out/airflow/secrets.yaml holds Secret data and others can read it"),
+        "{}",
+        text(&check.stderr)
+    );
     git(&["add", "out"]).expect("git add");
+    // The examples' key is public: secrets derived from it have nothing to leak.
+    let out = ws.run(&["render", "-c", "local.yaml", "-o", "out"], &[]);
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A checkout has the secret files 0644 (git keeps no modes): no warning for that either.
+    for f in ["airflow/secrets.yaml", "mlflow/secrets.yaml"] {
+        std::fs::set_permissions(
+            dir.join("out").join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .expect("chmod");
+    }
+    let check = ws.run(&["render", "-c", "local.yaml", "-o", "out", "--check"], &[]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    assert!(
+        !text(&check.stderr).contains("warning"),
+        "{}",
+        text(&check.stderr)
+    );
+    // A key of one's own: the Secret manifests in git are worth a warning.
+    std::fs::write(
+        dir.join("example.key"),
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    )
+    .expect("write key");
     let out = ws.run(&["render", "-c", "local.yaml", "-o", "out"], &[]);
     let stderr = text(&out.stderr);
     assert_eq!(

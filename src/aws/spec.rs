@@ -9,11 +9,8 @@ use crate::config::aws::{RdsLayout, postgres_tools};
 use crate::config::{ArtifactsMode, Loaded, PostgresMode, RdsConfig, S3Config, S3Encryption};
 use crate::secrets::{Deriver, Policy, Secret};
 
-pub const DEFAULT_ENGINE_VERSION: &str = "16";
-pub const DEFAULT_INSTANCE_CLASS: &str = "db.t3.micro";
-pub const DEFAULT_ALLOCATED: u32 = 20;
-pub const DEFAULT_MAX_ALLOCATED: u32 = 100;
-pub const DEFAULT_BACKUP_DAYS: u32 = 7;
+// The other RDS defaults are the schema's (`crate::config::defaults`); the shared instance's
+// master user has none there, since the per-tool layout's master users are the tools' own.
 pub const DEFAULT_SHARED_MASTER: &str = "mlplat";
 /// The tag every resource mlplat creates carries; `destroy` removes only what has it.
 pub const TAG_MANAGED_BY: &str = "managed-by";
@@ -163,7 +160,9 @@ impl Desired {
         let tools = postgres_tools(p);
         if let Some(rds) = rds_config(loaded).filter(|_| !tools.is_empty()) {
             let prefix = rds.identifier.clone().unwrap_or_else(|| p.platform.clone());
-            let port = rds.port.unwrap_or(crate::backends::POSTGRES_PORT);
+            let port = rds
+                .port
+                .unwrap_or_else(|| crate::config::defaults::port("/backends/postgres/rds/port"));
             let name = format!("{prefix}-db");
             if rds.security_group_ids.is_empty() {
                 d.security_group = Some(SecurityGroupSpec {
@@ -197,22 +196,30 @@ impl Desired {
                     master_username: user,
                     master_password: password,
                     engine: "postgres".into(),
-                    engine_version: rds
-                        .engine_version
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_ENGINE_VERSION.into()),
-                    instance_class: rds
-                        .instance_class
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_INSTANCE_CLASS.into()),
+                    engine_version: rds.engine_version.clone().unwrap_or_else(|| {
+                        crate::config::defaults::text("/backends/postgres/rds/engineVersion").into()
+                    }),
+                    instance_class: rds.instance_class.clone().unwrap_or_else(|| {
+                        crate::config::defaults::text("/backends/postgres/rds/instanceClass").into()
+                    }),
                     storage_type: rds.storage_type.as_str().into(),
-                    allocated_storage: rds.allocated_storage.unwrap_or(DEFAULT_ALLOCATED),
-                    max_allocated_storage: rds
-                        .max_allocated_storage
-                        .unwrap_or(DEFAULT_MAX_ALLOCATED),
+                    allocated_storage: rds.allocated_storage.unwrap_or_else(|| {
+                        crate::config::defaults::number("/backends/postgres/rds/allocatedStorage")
+                    }),
+                    max_allocated_storage: rds.max_allocated_storage.unwrap_or_else(|| {
+                        crate::config::defaults::number(
+                            "/backends/postgres/rds/maxAllocatedStorage",
+                        )
+                    }),
                     port,
-                    deletion_protection: rds.deletion_protection.unwrap_or(true),
-                    backup_retention_days: rds.backup_retention_days.unwrap_or(DEFAULT_BACKUP_DAYS),
+                    deletion_protection: rds.deletion_protection.unwrap_or_else(|| {
+                        crate::config::defaults::flag("/backends/postgres/rds/deletionProtection")
+                    }),
+                    backup_retention_days: rds.backup_retention_days.unwrap_or_else(|| {
+                        crate::config::defaults::number(
+                            "/backends/postgres/rds/backupRetentionDays",
+                        )
+                    }),
                     skip_final_snapshot: rds.skip_final_snapshot,
                     subnet_group: name.clone(),
                     security_group_ids: rds.security_group_ids.clone(),

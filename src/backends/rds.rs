@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{DbAccess, POSTGRES_IMAGE, ReconcileJob, password_env, reconcile_job};
+use super::{DbAccess, ReconcileJob, password_env, reconcile_job};
 use crate::aws::spec::{instance_for, master_password, rds_config};
 use crate::config::{DatabaseConfig, Loaded, RdsLayout};
 use crate::secrets::{Deriver, Policy};
@@ -47,7 +47,9 @@ impl RdsBackend {
         let rds = rds_config(loaded)?;
         Some(RdsBackend {
             layout: rds.layout,
-            sslmode: rds.sslmode.clone().unwrap_or_else(|| "require".into()),
+            sslmode: rds.sslmode.clone().unwrap_or_else(|| {
+                crate::config::defaults::text("/backends/postgres/rds/sslmode").into()
+            }),
             manage_master_password: rds.manage_master_password,
             master_username: rds
                 .master_username
@@ -219,7 +221,7 @@ impl RdsBackend {
                     name_prefix: &format!("rds-init-{instance}"),
                     pod_name: "rds-init",
                     instance: Some(&instance),
-                    image: POSTGRES_IMAGE,
+                    image: crate::config::defaults::text("/backends/postgres/inCluster/image"),
                     env,
                     configmap: CONFIGMAP,
                     script_key: &script_key,

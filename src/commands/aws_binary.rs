@@ -27,7 +27,8 @@ pub fn hand_over() -> anyhow::Result<Outcome> {
     if !path.is_file() {
         anyhow::bail!(
             "the AWS commands (plan, provision, destroy) are in a second binary, `{NAME}`, which \
-             is not installed beside mlplat at {}: install both binaries (`cargo install` does)",
+             is not installed beside mlplat at {}: install both binaries (`cargo install --locked --path .` \
+             does) or build both (`cargo build --release` does; `cargo run` builds mlplat alone)",
             path.display()
         );
     }

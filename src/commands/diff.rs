@@ -14,35 +14,38 @@ use crate::output::Tree;
 use crate::{config, render};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let (tree, dir) = match &args.env {
+    let (report, dir) = match &args.env {
         Some(env) => {
             let loaded = config::load_env(&args.config, env)?;
-            (
-                render::render(&loaded).map_err(super::render_error)?,
-                args.out.join(env),
-            )
+            (render_one(&loaded)?, args.out.join(env))
         }
         None => match config::load_platforms(&args.config)? {
-            config::Platforms::One(loaded) => (
-                render::render(&loaded).map_err(super::render_error)?,
-                args.out.clone(),
-            ),
+            config::Platforms::One(loaded) => (render_one(&loaded)?, args.out.clone()),
             config::Platforms::Environments => {
                 let envs = config::load_all(&args.config)?;
-                let tree = render::render_environments(&envs).map_err(super::render_error)?;
-                (tree, args.out.clone())
+                let report =
+                    render::render_environments_report(&envs).map_err(super::render_error)?;
+                (report, args.out.clone())
             }
         },
     };
-    let on_disk = read_dir(&dir, &tree)?;
-    let report = diff(&on_disk, &tree);
+    let tree = &report.tree;
+    let on_disk = read_dir(&dir, tree)?;
+    let changes = diff(&on_disk, tree);
     let out = dir.display();
-    if report.is_empty() {
+    let outcome = if changes.is_empty() {
         eprintln!("mlplat: {out} is up to date: a fresh render changes nothing");
-        return Ok(Outcome::Clean);
-    }
-    print!("{}", report.text());
-    Ok(Outcome::Drift)
+        Outcome::Clean
+    } else {
+        print!("{}", changes.text());
+        Outcome::Drift
+    };
+    super::note_unchecked(&args.config, &report);
+    Ok(outcome)
+}
+
+fn render_one(loaded: &config::Loaded) -> anyhow::Result<render::Report> {
+    render::render_report(loaded).map_err(super::render_error)
 }
 
 /// Every file under `dir` (none when it does not exist), marked secret when the fresh render

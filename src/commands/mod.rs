@@ -66,10 +66,22 @@ pub fn run_aws(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
+/// Says once, on stderr, which charts' values a render could not check against the chart.
+pub(crate) fn note_unchecked(config: &std::path::Path, report: &crate::render::Report) {
+    if let Some(line) = crate::charts::unchecked_note(config, &report.unchecked) {
+        eprintln!("{line}");
+    }
+}
+
 /// A failed render as the user sees it: a chart problem or a backend not provisioned yet is
 /// theirs to fix and says how; any other failure is a bug in mlplat.
 pub(crate) fn render_error(err: RenderError) -> anyhow::Error {
     match err {
+        // The chart would refuse the values: problems in the user's files, shown like config
+        // errors (or mlplat's own bug, which they say).
+        RenderError::Chart(crate::charts::ChartError::Values(d)) => {
+            crate::config::ConfigError::Invalid(d).into()
+        }
         RenderError::Chart(e) => e.into(),
         e @ RenderError::Unprovisioned(_) => anyhow::Error::new(e),
         other => {

@@ -55,50 +55,58 @@ impl Target {
     }
 }
 
-fn render_tree(loaded: &Loaded) -> anyhow::Result<Tree> {
-    render::render(loaded).map_err(super::render_error)
-}
-
 /// One platform: the config without environments, or the environment `--env` names.
 fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Result<Outcome> {
     // `--check` always renders and compares: a render takes milliseconds, and an answer from
     // the index alone would miss a change in mlplat itself (templates, value builders) made
     // without a version bump. The index still names files edited by hand.
-    let tree = render_tree(loaded)?;
+    let report = render::render_report(loaded).map_err(super::render_error)?;
+    let tree = &report.tree;
     if args.check {
-        return check(&tree, target, &[(String::new(), target.dir.clone())]);
+        let outcome = check(tree, target, &[(String::new(), target.dir.clone())])?;
+        super::note_unchecked(&loaded.file, &report);
+        return Ok(outcome);
     }
     if loaded.environment.is_some() {
         output::ensure_root(&args.out)?;
     }
-    let written = output::write(&tree, &target.dir)?;
+    let written = output::write(tree, &target.dir)?;
     let dirs: Vec<&str> = tree
         .files
         .keys()
         .filter_map(|p| p.strip_suffix("/kustomization.yaml"))
         .collect();
     report_written(written, &target.dir, tree.files.len(), &dirs);
+    warn_if_no_tool(loaded, &target.dir);
     warn_if_tracked(&[loaded], &target.dir);
+    super::note_unchecked(&loaded.file, &report);
     Ok(Outcome::Clean)
 }
 
 /// Every environment, each into `out/<env>/`, written (or checked) as one tree.
 fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let envs = config::load_all(&args.config)?;
-    let tree = render::render_environments(&envs).map_err(super::render_error)?;
+    let report = render::render_environments_report(&envs).map_err(super::render_error)?;
+    let tree = &report.tree;
     let target = Target::whole(args);
     if args.check {
         let indexes: Vec<(String, PathBuf)> = envs
             .iter()
             .map(|(env, _)| (format!("{env}/"), args.out.join(env)))
             .collect();
-        return check(&tree, &target, &indexes);
+        let outcome = check(tree, &target, &indexes)?;
+        super::note_unchecked(&args.config, &report);
+        return Ok(outcome);
     }
-    let written = output::write(&tree, &args.out)?;
+    let written = output::write(tree, &args.out)?;
     let names: Vec<&str> = envs.iter().map(|(env, _)| env.as_str()).collect();
     report_written(written, &args.out, tree.files.len(), &names);
+    for (env, loaded) in &envs {
+        warn_if_no_tool(loaded, &args.out.join(env));
+    }
     let loaded: Vec<&Loaded> = envs.iter().map(|(_, l)| l).collect();
     warn_if_tracked(&loaded, &args.out);
+    super::note_unchecked(&args.config, &report);
     Ok(Outcome::Clean)
 }
 
@@ -107,7 +115,15 @@ fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
 fn check(tree: &Tree, target: &Target, indexes: &[(String, PathBuf)]) -> anyhow::Result<Outcome> {
     let out = target.dir.display();
     let drift = output::check(tree, &target.dir)?;
-    for path in &drift.loose_mode {
+    // git keeps no file modes: every checkout of a committed tree has its secret files 0644, so
+    // a loose mode there is no news (render warns about Secret data in git instead).
+    let loose =
+        if drift.loose_mode.is_empty() || crate::secret_delivery::tracked_by_git(&target.dir) {
+            &[][..]
+        } else {
+            &drift.loose_mode[..]
+        };
+    for path in loose {
         eprintln!(
             "warning: {out}/{path} holds Secret data and others can read it: `chmod 600` it, or render again"
         );
@@ -145,8 +161,13 @@ fn edited_by_hand(indexes: &[(String, PathBuf)]) -> Vec<String> {
 
 fn report_written(written: bool, dir: &Path, files: usize, dirs: &[&str]) {
     let out = dir.display();
+    let dirs = if dirs.is_empty() {
+        "no tool".to_owned()
+    } else {
+        list_some(dirs)
+    };
     if written {
-        eprintln!("mlplat: wrote {out} ({files} files: {})", list_some(dirs));
+        eprintln!("mlplat: wrote {out} ({files} files: {dirs})");
     } else {
         eprintln!("mlplat: {out} is already up to date ({files} files)");
     }
@@ -165,11 +186,33 @@ fn list_some(names: &[&str]) -> String {
     )
 }
 
-fn warn_if_tracked(loaded: &[&Loaded], dir: &Path) {
-    if loaded
+/// A config whose every tool is absent or `enabled: false` renders an output with no workload:
+/// legal (applied with pruning, it removes the platform), but rarely what was meant.
+fn warn_if_no_tool(loaded: &Loaded, dir: &Path) {
+    let p = &loaded.platform;
+    if ["airflow", "mlflow", "jupyterhub"]
         .iter()
-        .any(|l| l.platform.secrets.mode == config::SecretMode::Plain)
-        && crate::secret_delivery::tracked_by_git(dir)
+        .all(|tool| !p.enabled(tool))
+    {
+        let env = loaded
+            .environment
+            .as_ref()
+            .map(|e| format!(" (environment {e})"))
+            .unwrap_or_default();
+        eprintln!(
+            "warning: no tool is enabled in {}{env}: tools.airflow, tools.mlflow and tools.jupyterhub are each absent or `enabled: false`, so {} holds no workload (applied with pruning, it removes the platform)",
+            loaded.file.display(),
+            dir.display()
+        );
+    }
+}
+
+/// Secret manifests in a git repository are worth a warning, unless every secret in them is
+/// derived from the public example key (the committed examples): then there is nothing to keep.
+fn warn_if_tracked(loaded: &[&Loaded], dir: &Path) {
+    if loaded.iter().any(|l| {
+        l.platform.secrets.mode == config::SecretMode::Plain && !l.uses_public_example_key()
+    }) && crate::secret_delivery::tracked_by_git(dir)
     {
         let out = dir.display();
         eprintln!(

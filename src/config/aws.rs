@@ -351,7 +351,10 @@ fn rds_checks(ctx: &Ctx<'_>, p: &PlatformConfig, rds: &RdsConfig, out: &mut Vec<
     }
     match rds.layout {
         RdsLayout::Shared => {
-            let user = rds.master_username.as_deref().unwrap_or("mlplat");
+            let user = rds
+                .master_username
+                .as_deref()
+                .unwrap_or(crate::aws::spec::DEFAULT_SHARED_MASTER);
             if !check_pg_name(user) || user == "rdsadmin" {
                 out.push(
                     ctx.diag(
@@ -410,7 +413,9 @@ fn rds_checks(ctx: &Ctx<'_>, p: &PlatformConfig, rds: &RdsConfig, out: &mut Vec<
             }
         }
     }
-    let allocated = rds.allocated_storage.unwrap_or(20);
+    let allocated = rds
+        .allocated_storage
+        .unwrap_or_else(|| super::defaults::number("/backends/postgres/rds/allocatedStorage"));
     if let Some(max) = rds
         .max_allocated_storage
         .filter(|m| *m != 0 && *m <= allocated)

@@ -1,9 +1,10 @@
 //! `mlplat explain`: the final value of one config key and where it came from — the file and
-//! line that set it (the base config or an environment's overlay), the schema's default, or
-//! the overlay line that removed it. Reads the files only: no check, no `fromEnv`/`fromFile`.
+//! line that set it (the base config or an environment's overlay), the default the render uses
+//! ([`super::defaults`]), or the overlay line that removed it. Reads the files only: no check, no `fromEnv`/`fromFile`.
 
 use serde_json::Value;
 
+use super::defaults::{self, Fallback};
 use super::layers::Layered;
 use super::schema;
 use crate::yaml::{Node, NodeValue};
@@ -81,15 +82,55 @@ pub fn explain(layered: &Layered, path: &str) -> Result<String, ExplainError> {
             _ => break,
         }
     }
-    match schema_node.and_then(|s| s.get("default")) {
-        Some(default) => out.push_str(&format!(
-            "{key} = {default}\n  default (not set in any file)\n"
+    let doc = layered.doc.to_json();
+    match defaults::fallback(&pointer, &doc) {
+        Fallback::Value { value, how } => {
+            let how = if how.is_empty() {
+                String::new()
+            } else {
+                format!(": {how}")
+            };
+            out.push_str(&format!(
+                "{key} = {value}\n  default{how} (not set in any file)\n"
+            ));
+        }
+        Fallback::Rule(rule) => {
+            out.push_str(&format!("{key} is not set\n  defaults to {rule}\n"));
+        }
+        Fallback::Derived => out.push_str(&format!(
+            "{key} is not set\n  derived from the platform key: a secret, never printed (`mlplat rotate` changes it)\n"
         )),
-        None => out.push_str(&format!(
-            "{key} is not set\n  no file sets it, and the schema gives it no default\n"
-        )),
+        Fallback::Nothing(_) if schema_node.is_some_and(|s| takes_defaults(s, &pointer)) => {
+            out.push_str(&format!(
+                "{key} is not set\n  each of its keys takes its own default (`mlplat explain {key}.<key>`)\n"
+            ));
+        }
+        Fallback::Nothing(why) => {
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            };
+            out.push_str(&format!(
+                "{key} is not set\n  no file sets it, and the render uses nothing in its place{why}\n"
+            ));
+        }
+    }
+    if let Some(why) = defaults::unused(&pointer, &doc) {
+        out.push_str(&format!("  note: {why}\n"));
     }
     Ok(out)
+}
+
+/// Whether an absent mapping is as good as an empty one: it has keys and requires none (or
+/// only a chart's version, which has its own default). A mapping that requires a key (an
+/// ingress its host, DAGs their repository) is a feature that is off when absent.
+fn takes_defaults(schema: &Value, pointer: &str) -> bool {
+    let required = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    schema.get("properties").is_some() && (!required || pointer.ends_with("/chart"))
 }
 
 /// One line pair per scalar (or empty list or mapping) at or below `node`.

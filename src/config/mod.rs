@@ -3,6 +3,7 @@
 //! problem is collected and reported with its position.
 
 pub mod aws;
+pub mod defaults;
 pub mod diagnostic;
 pub mod explain;
 pub mod hub;
@@ -399,12 +400,19 @@ impl Inputs {
     }
 }
 
-/// A user's chart values file, parsed.
+/// A user's chart values file, parsed, with what points a problem at its line.
 #[derive(Debug, Clone)]
 pub struct ValuesFile {
     pub path: PathBuf,
     pub value: Value,
+    /// The file's tree, with the position of every key and value.
+    pub doc: Node,
+    pub text: String,
 }
+
+/// The key of the committed examples (`examples/example.key`): public by design, so what is
+/// derived from it protects nothing and needs no warning about where it is kept.
+const PUBLIC_EXAMPLE_KEY: &str = include_str!("../../examples/example.key");
 
 /// A config that passed every check, with everything it refers to read in.
 #[derive(Debug)]
@@ -423,6 +431,13 @@ pub struct Loaded {
     /// The config's text, as read (with an environment: the base's, then the overlay's, each
     /// after a line naming it).
     pub source: String,
+}
+
+impl Loaded {
+    /// Whether the platform key is the public one of the committed examples.
+    pub fn uses_public_example_key(&self) -> bool {
+        self.key.expose().trim() == PUBLIC_EXAMPLE_KEY.trim()
+    }
 }
 
 /// Why a config could not be loaded.
@@ -678,6 +693,31 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
                 );
             }
         }
+        if let Some(chart) = &a.chart {
+            let supported = crate::tools::airflow::versions(a.flavor);
+            if !supported.contains(&chart.version) {
+                let name = match a.flavor {
+                    AirflowFlavor::Official => "the official Airflow chart",
+                    AirflowFlavor::Community => "the community Airflow chart",
+                };
+                out.push(
+                    ctx.diag(
+                        "/tools/airflow/chart/version",
+                        format!(
+                            "{name} {} is not supported: mlplat builds values for versions {}",
+                            chart.version, supported.text
+                        ),
+                    )
+                    .help(format!(
+                        "pin a version in that range (chart keys move between releases, and values for another version would be refused by the chart), or leave `chart` out for {}",
+                        match a.flavor {
+                            AirflowFlavor::Official => crate::tools::airflow::OFFICIAL_CHART.2,
+                            AirflowFlavor::Community => crate::tools::airflow::COMMUNITY_CHART.2,
+                        }
+                    )),
+                );
+            }
+        }
         if a.flavor == AirflowFlavor::Official && a.users.len() > 1 {
             out.push(
                 ctx.diag(
@@ -689,7 +729,11 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
         }
     }
     if let Some(m) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
-        if m.replicas.unwrap_or(1) > 1 && p.backends.artifacts.mode == ArtifactsMode::Pvc {
+        if m.replicas
+            .unwrap_or_else(|| defaults::number("/tools/mlflow/replicas"))
+            > 1
+            && p.backends.artifacts.mode == ArtifactsMode::Pvc
+        {
             out.push(
                 ctx.diag("/tools/mlflow/replicas", "more than one MLflow replica needs artifacts outside a PVC")
                     .help("a ReadWriteOnce volume mounts on one node only: keep replicas: 1 with artifacts.mode: pvc"),
@@ -788,7 +832,7 @@ pub fn namespaces(p: &PlatformConfig) -> Vec<(&'static str, String, &'static str
     let ns = |explicit: Option<&String>, tool: &str| {
         explicit
             .cloned()
-            .unwrap_or_else(|| format!("{}-{tool}", p.platform))
+            .unwrap_or_else(|| defaults::namespace(&p.platform, tool))
     };
     let mut out = Vec::new();
     if matches!(
@@ -1014,7 +1058,12 @@ fn load_values_files(
             };
             match yaml::parse_document(&text) {
                 Ok(doc) => match doc.to_json() {
-                    v @ Value::Object(_) => files.push(ValuesFile { path, value: v }),
+                    v @ Value::Object(_) => files.push(ValuesFile {
+                        path,
+                        value: v,
+                        doc,
+                        text,
+                    }),
                     Value::Null => {}
                     _ => problems.push(
                         Diagnostic::new(

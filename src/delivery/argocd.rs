@@ -12,11 +12,6 @@ use serde_json::json;
 use crate::config::PlatformConfig;
 use crate::tools::{ChartRelease, Component, RenderError, merge};
 
-/// The namespace Argo CD watches for Applications, unless configured.
-pub const DEFAULT_NAMESPACE: &str = "argocd";
-/// The Argo CD project, unless configured.
-pub const DEFAULT_PROJECT: &str = "default";
-
 /// Adds `application.yaml` to `component`.
 pub fn deliver(
     p: &PlatformConfig,
@@ -36,8 +31,8 @@ pub fn deliver(
         "argocd/application.yaml",
         &json!({
             "name": format!("{}-{}", p.platform, component.name),
-            "argocd_namespace": settings.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
-            "project": settings.project.as_deref().unwrap_or(DEFAULT_PROJECT),
+            "argocd_namespace": settings.namespace.as_deref().unwrap_or(crate::config::defaults::text("/argocd/namespace")),
+            "project": settings.project.as_deref().unwrap_or(crate::config::defaults::text("/argocd/project")),
             "repository": chart.repository,
             "chart": chart.chart,
             "version": chart.version,

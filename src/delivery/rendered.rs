@@ -1,8 +1,9 @@
 //! `delivery: rendered`: each chart inflated by `helm template` into plain manifests, so that
 //! `kubectl apply -k out/` needs no controller in the cluster.
 //!
-//! The chart archive comes from the cache, checked against the lock first (see
-//! [`crate::charts`]). Helm's output is re-emitted by mlplat's own YAML writer, one file per
+//! The chart archive comes from the cache, checked against the lock first, and Helm runs for
+//! every chart at once, or not at all when nothing changed (see [`crate::charts::inflate`]).
+//! Helm's output is re-emitted by mlplat's own YAML writer, one file per
 //! kind under `out/<tool>/chart/`, objects sorted by namespace and name, so the bytes depend on
 //! the chart and the values only. Namespaced objects without a namespace get the tool's.
 //!
@@ -19,8 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::charts::{self, ChartError};
-use crate::config::Loaded;
-use crate::tools::{ChartRelease, Component, RenderError, merge};
+use crate::tools::{ChartRelease, Component, RenderError};
 use crate::yaml;
 
 /// The hook events that also happen on `kubectl apply`: hooks on them are kept.
@@ -51,38 +51,53 @@ const CLUSTER_SCOPED: &[&str] = &[
     "VolumeAttachment",
 ];
 
+/// What mlplat makes of a chart's inflated manifests: its files under `chart/` and its CRDs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChartFiles {
+    /// `(chart/<kind>.yaml, text, holds a secret)`, by kind.
+    pub files: Vec<(String, String, bool)>,
+    pub crds: Vec<Value>,
+}
+
 /// Adds the inflated chart to `component`: `chart/<kind>.yaml` files, and its CRDs to
-/// `component.crds`.
+/// `component.crds`. What the manifests become is kept beside them in the cache (see
+/// [`crate::charts::inflate`]), so an unchanged render does not re-read them.
 pub fn deliver(
-    loaded: &Loaded,
     component: &mut Component,
     chart: &ChartRelease,
+    inflated: &charts::inflate::Inflated,
 ) -> Result<(), RenderError> {
-    let tool = component.name.clone();
-    let cache = charts::cache_dir()?;
-    let cx = charts::Context {
-        config: &loaded.file,
-        cache: &cache,
+    let made = match charts::inflate::cached_files(inflated) {
+        Some(made) => made,
+        None => {
+            let made = chart_files(&component.name, &component.namespace, chart, &inflated.text)?;
+            charts::inflate::keep_files(inflated, &made);
+            made
+        }
     };
-    let archive = charts::verified_archive(&cx, &tool, chart, loaded.lock.charts.get(&tool))?;
-    // As Flux merges them: the secret values first, the others over them.
-    let mut values = chart.secret_values.clone();
-    merge(&mut values, &chart.values);
+    for (name, text, secret) in made.files {
+        component.chart_file(&name, text, secret);
+    }
+    component.crds.extend(made.crds);
+    Ok(())
+}
+
+/// Helm's output (`text`) as mlplat writes it: one file per kind, objects sorted, namespaces
+/// filled in, hooks kubectl cannot run dropped, CRDs apart.
+pub fn chart_files(
+    tool: &str,
+    namespace: &str,
+    chart: &ChartRelease,
+    text: &str,
+) -> Result<ChartFiles, RenderError> {
+    let tool = tool.to_owned();
     let secrets = secret_strings(&chart.secret_values);
-    let text = charts::template(
-        &tool,
-        chart,
-        &archive,
-        &component.namespace,
-        &values,
-        &secrets,
-    )?;
     let bad = |message: String| ChartError::BadManifest {
         tool: tool.clone(),
         chart: charts::label(chart),
         message,
     };
-    let docs = yaml::parse_documents(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+    let docs = yaml::parse_documents(text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
     let objects: Vec<Value> = docs
         .iter()
         .map(|d| d.to_json())
@@ -95,6 +110,7 @@ pub fn deliver(
         .filter_map(|o| o["spec"]["names"]["kind"].as_str().map(str::to_owned))
         .collect();
     let mut by_kind: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut crds = Vec::new();
     for mut obj in objects {
         let (Some(kind), Some(_)) = (
             obj["kind"].as_str().map(str::to_owned),
@@ -110,22 +126,23 @@ pub fn deliver(
             continue;
         }
         if kind == "CustomResourceDefinition" {
-            component.crds.push(obj);
+            crds.push(obj);
             continue;
         }
         let namespaced = !CLUSTER_SCOPED.contains(&kind.as_str()) && !cluster_kinds.contains(&kind);
         if namespaced && obj["metadata"]["namespace"].is_null() {
-            obj["metadata"]["namespace"] = json!(component.namespace);
+            obj["metadata"]["namespace"] = json!(namespace);
         }
         by_kind.entry(kind.to_lowercase()).or_default().push(obj);
     }
+    let mut files = Vec::new();
     for (kind, mut objs) in by_kind {
         objs.sort_by_key(sort_key);
         let text = yaml::to_yaml_documents(&objs);
         let secret = kind == "secret" || secrets.iter().any(|s| text.contains(s.as_str()));
-        component.chart_file(&format!("chart/{kind}.yaml"), text, secret);
+        files.push((format!("chart/{kind}.yaml"), text, secret));
     }
-    Ok(())
+    Ok(ChartFiles { files, crds })
 }
 
 /// Whether a rendered object stays: anything but a hook that never runs on `kubectl apply`.
@@ -158,7 +175,7 @@ fn describe(obj: &Value) -> String {
 
 /// Every string among the chart's secret values long enough to be a secret (short ones, such
 /// as a user name or `true`, would match anywhere).
-fn secret_strings(v: &Value) -> Vec<String> {
+pub fn secret_strings(v: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {

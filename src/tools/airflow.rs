@@ -6,12 +6,79 @@ use serde_json::{Map, Value, json};
 
 use super::{ChartRelease, Component, Labels, Links, RenderError, merge, namespace_of, set};
 use crate::backends::{Backends, DbAccess};
-use crate::config::{AirflowConfig, AirflowFlavor, Loaded};
+use crate::config::{AirflowConfig, AirflowFlavor, AirflowUser, DagsConfig, Loaded};
 use crate::secrets::{Deriver, Policy, Secret};
 
-pub const OFFICIAL_CHART: (&str, &str, &str) = ("https://airflow.apache.org", "airflow", "1.18.0");
+pub const OFFICIAL_CHART: (&str, &str, &str) = ("https://airflow.apache.org", "airflow", "1.22.0");
 pub const COMMUNITY_CHART: (&str, &str, &str) =
     ("https://airflow-helm.github.io/charts", "airflow", "8.9.0");
+
+/// The official chart versions mlplat builds values for, read off the chart's history: 1.18.0
+/// is the first release with Airflow 3's API secret key (`apiSecretKey*`, beside `jwtSecret*`
+/// and `ingress.apiServer`, which came with 1.17.0); 1.22 is the newest. A later minor release
+/// may rename keys again (the chart's next major one will), so it is refused until mlplat knows
+/// its keys.
+pub const OFFICIAL_VERSIONS: Versions = Versions {
+    from: (1, 18, 0),
+    below: (1, 23, 0),
+    text: "1.18.0 to 1.22.x",
+};
+/// The community chart versions: the 8.x line, whose keys the seed used (8.9.0 is its last
+/// release).
+pub const COMMUNITY_VERSIONS: Versions = Versions {
+    from: (8, 0, 0),
+    below: (9, 0, 0),
+    text: "8.x",
+};
+
+/// A range of chart versions, `from` included, `below` not.
+#[derive(Debug, Clone, Copy)]
+pub struct Versions {
+    pub from: (u64, u64, u64),
+    pub below: (u64, u64, u64),
+    /// The range as the README and the errors say it.
+    pub text: &'static str,
+}
+
+impl Versions {
+    /// Whether `version` (`MAJOR.MINOR.PATCH`, with an optional `-pre` or `+build` part, which
+    /// is not compared) is in the range.
+    pub fn contains(&self, version: &str) -> bool {
+        parse_version(version).is_some_and(|v| self.from <= v && v < self.below)
+    }
+}
+
+/// The supported versions of a flavor's chart.
+pub fn versions(flavor: AirflowFlavor) -> Versions {
+    match flavor {
+        AirflowFlavor::Official => OFFICIAL_VERSIONS,
+        AirflowFlavor::Community => COMMUNITY_VERSIONS,
+    }
+}
+
+fn parse_version(version: &str) -> Option<(u64, u64, u64)> {
+    let core = version.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let v = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(v)
+}
+
+/// Where a version of the official chart takes the keys that moved between its releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OfficialKeys {
+    /// The default user: `createUserJob.defaultUser` from 1.19 on (its job switched by
+    /// `createUserJob.enabled`); `webserver.defaultUser` up to 1.18 (switched by its own
+    /// `enabled`), which later versions still read, deprecated.
+    user_in_create_user_job: bool,
+}
+
+impl OfficialKeys {
+    fn of(version: &str) -> Self {
+        OfficialKeys {
+            user_in_create_user_job: parse_version(version).is_none_or(|v| v >= (1, 19, 0)),
+        }
+    }
+}
 
 const DB_SECRET: &str = "airflow-db-auth";
 const GIT_HTTPS_SECRET: &str = "airflow-https-git-secret";
@@ -40,12 +107,7 @@ pub fn build(
         &[],
     );
 
-    let keys = Keys {
-        fernet: fernet_keys(deriver),
-        webserver: deriver.derive("airflow/webserver-secret-key", Policy::Hex64),
-        api: deriver.derive("airflow/api-secret-key", Policy::Hex64),
-        jwt: deriver.derive("airflow/jwt-secret", Policy::Hex64),
-    };
+    let keys = Keys::derive(cfg.flavor, deriver);
     let users: Vec<(usize, Secret)> = cfg
         .users
         .iter()
@@ -92,15 +154,7 @@ pub fn build(
             secrets.push((GIT_SSH_SECRET, json!({"gitSshKey": key, "id_rsa": key})));
         }
     }
-    secrets.push((
-        KEYS_SECRET,
-        json!({
-            "fernet-key": keys.fernet.expose(),
-            "webserver-secret-key": keys.webserver.expose(),
-            "api-secret-key": keys.api.expose(),
-            "jwt-secret": keys.jwt.expose(),
-        }),
-    ));
+    secrets.push((KEYS_SECRET, keys_data(&keys)));
     if links.mlflow_uri.is_some() {
         secrets.push(super::mlflow::client_secret(deriver, "airflow"));
     }
@@ -125,11 +179,53 @@ pub fn build(
     Ok(component)
 }
 
-struct Keys {
-    fernet: Secret,
-    webserver: Secret,
-    api: Secret,
-    jwt: Secret,
+/// Airflow's keys, by the Airflow major version the flavor deploys: Airflow 3 (official chart)
+/// signs sessions with the API server's secret key and tokens with the JWT secret; Airflow 2
+/// (community chart) signs sessions with the webserver's secret key.
+enum Keys {
+    Airflow3 {
+        fernet: Secret,
+        api: Secret,
+        jwt: Secret,
+    },
+    Airflow2 {
+        fernet: Secret,
+        webserver: Secret,
+    },
+}
+
+impl Keys {
+    fn derive(flavor: AirflowFlavor, deriver: &Deriver) -> Self {
+        let fernet = fernet_keys(deriver);
+        match flavor {
+            AirflowFlavor::Official => Keys::Airflow3 {
+                fernet,
+                api: deriver.derive("airflow/api-secret-key", Policy::Hex64),
+                jwt: deriver.derive("airflow/jwt-secret", Policy::Hex64),
+            },
+            AirflowFlavor::Community => Keys::Airflow2 {
+                fernet,
+                webserver: deriver.derive("airflow/webserver-secret-key", Policy::Hex64),
+            },
+        }
+    }
+}
+
+/// The keys Secret. The official chart reads Airflow 3's keys from it by name (`fernet-key`,
+/// `api-secret-key`, `jwt-secret`); the community chart takes its keys as values (see
+/// [`community`]), and the Secret keeps them beside the platform's other Secrets.
+fn keys_data(keys: &Keys) -> Value {
+    match keys {
+        Keys::Airflow3 { fernet, api, jwt } => json!({
+            "fernet-key": fernet.expose(),
+            "api-secret-key": api.expose(),
+            "jwt-secret": jwt.expose(),
+        }),
+        Keys::Airflow2 { fernet, webserver } => json!({
+            "fernet-key": fernet.expose(),
+            "webserver-secret-key": webserver.expose(),
+        }),
+    }
 }
 
 /// Airflow's Fernet key. After a rotation it is `new,previous`: Airflow encrypts with the first
@@ -181,12 +277,16 @@ fn tls_mode(db: &DbAccess) -> Option<&str> {
 }
 
 fn executor(cfg: &AirflowConfig) -> &str {
-    cfg.executor.as_deref().unwrap_or("KubernetesExecutor")
+    cfg.executor
+        .as_deref()
+        .unwrap_or(crate::config::defaults::text("/tools/airflow/executor"))
 }
 
-/// Values for the official Apache Airflow chart: every secret by Secret name.
+/// Values for the official Apache Airflow chart (Airflow 3): every secret by Secret name, and
+/// the keys that moved between its releases where `chart.version` takes them.
 fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
     let mut chart = ChartRelease::from_config(cfg.chart.as_ref(), OFFICIAL_CHART);
+    let keys = OfficialKeys::of(&chart.version);
     let v = &mut chart.values;
     let executor = executor(cfg);
     set(v, &["executor"], json!(executor));
@@ -200,67 +300,14 @@ fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
         set(v, &["pgbouncer", "sslmode"], json!(mode));
     }
     set(v, &["fernetKeySecretName"], json!(KEYS_SECRET));
-    set(v, &["webserverSecretKeySecretName"], json!(KEYS_SECRET));
     set(v, &["apiSecretKeySecretName"], json!(KEYS_SECRET));
     set(v, &["jwtSecretName"], json!(KEYS_SECRET));
     if let Some(d) = &cfg.dags {
-        let mut git = json!({
-            "enabled": true,
-            "repo": d.repo,
-            "branch": d.branch.as_deref().unwrap_or("main"),
-            "subPath": d.sub_path.as_deref().unwrap_or(""),
-            "period": format!("{}s", d.sync_wait.unwrap_or(60)),
-        });
-        if d.credentials.is_some() {
-            set(&mut git, &["credentialsSecret"], json!(GIT_HTTPS_SECRET));
-        }
-        if d.ssh_key.is_some() {
-            set(&mut git, &["sshKeySecret"], json!(GIT_SSH_SECRET));
-        }
-        set(v, &["dags", "persistence", "enabled"], json!(false));
-        set(v, &["dags", "gitSync"], git);
+        official_git_sync(v, d);
     }
-    if let Some(user) = cfg.users.first() {
-        let first = user.first_name.as_deref().unwrap_or(&user.username);
-        let last = user.last_name.as_deref().unwrap_or("user");
-        set(
-            v,
-            &["apiServer", "defaultUser"],
-            json!({"enabled": true, "role": user.role, "username": user.username,
-                   "email": user.email, "firstName": first, "lastName": last}),
-        );
-        // The chart passes the password on the command line from a value; mlplat passes it
-        // from the users Secret through the environment instead, so no value holds it.
-        set(
-            v,
-            &["createUserJob", "env"],
-            json!([{"name": "AIRFLOW_USER_PASSWORD", "valueFrom": {"secretKeyRef": {
-                "name": USERS_SECRET, "key": password_key(&user.username)}}}]),
-        );
-        set(
-            v,
-            &["createUserJob", "args"],
-            json!([
-                "bash",
-                "-c",
-                "exec airflow users create \"$@\" --password \"$AIRFLOW_USER_PASSWORD\"",
-                "--",
-                "-r",
-                user.role,
-                "-u",
-                user.username,
-                "-e",
-                user.email,
-                "-f",
-                first,
-                "-l",
-                last
-            ]),
-        );
-    } else {
-        set(v, &["apiServer", "defaultUser", "enabled"], json!(false));
-    }
+    official_user(v, cfg.users.first(), keys);
     if let Some(uri) = &links.mlflow_uri {
+        // Every Airflow container: scheduler, workers (through the pod template), API server.
         set(
             v,
             &["env"],
@@ -271,6 +318,7 @@ fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
         set(v, &["secret"], mlflow_client_env(true));
     }
     if let Some(ing) = &cfg.ingress {
+        // Airflow 3 serves its UI from the API server; `ingress.web` is Airflow 2's webserver.
         let mut host = json!({"name": ing.host});
         if let Some(tls) = &ing.tls_secret {
             set(
@@ -279,13 +327,90 @@ fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
                 json!({"enabled": true, "secretName": tls}),
             );
         }
-        let mut web = json!({"enabled": true, "hosts": [host]});
+        let mut api = json!({"enabled": true, "hosts": [host]});
         if let Some(class) = &ing.class_name {
-            set(&mut web, &["ingressClassName"], json!(class));
+            set(&mut api, &["ingressClassName"], json!(class));
         }
-        set(v, &["ingress", "web"], web);
+        set(v, &["ingress", "apiServer"], api);
     }
     chart
+}
+
+/// git-sync (v4): the repository, and the Secret holding its credentials.
+fn official_git_sync(v: &mut Value, d: &DagsConfig) {
+    let mut git = json!({
+        "enabled": true,
+        "repo": d.repo,
+        "branch": d.branch.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/dags/branch")),
+        "subPath": d.sub_path.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/dags/subPath")),
+        "period": format!("{}s", d.sync_wait.unwrap_or_else(|| crate::config::defaults::number("/tools/airflow/dags/syncWait"))),
+    });
+    if d.credentials.is_some() {
+        set(&mut git, &["credentialsSecret"], json!(GIT_HTTPS_SECRET));
+    }
+    if d.ssh_key.is_some() {
+        set(&mut git, &["sshKeySecret"], json!(GIT_SSH_SECRET));
+    }
+    set(v, &["dags", "persistence", "enabled"], json!(false));
+    set(v, &["dags", "gitSync"], git);
+}
+
+/// The user the create-user Job makes, or no Job at all: the chart's default user is
+/// `admin`/`admin`, an account anyone could claim.
+fn official_user(v: &mut Value, user: Option<&AirflowUser>, keys: OfficialKeys) {
+    let Some(user) = user else {
+        if keys.user_in_create_user_job {
+            set(v, &["createUserJob", "enabled"], json!(false));
+        } else {
+            set(v, &["webserver", "defaultUser", "enabled"], json!(false));
+        }
+        return;
+    };
+    let first = user.first_name.as_deref().unwrap_or(&user.username);
+    let last = user
+        .last_name
+        .as_deref()
+        .unwrap_or(crate::config::defaults::text(
+            "/tools/airflow/users/0/lastName",
+        ));
+    let default_user = json!({"role": user.role, "username": user.username,
+        "email": user.email, "firstName": first, "lastName": last});
+    if keys.user_in_create_user_job {
+        set(v, &["createUserJob", "enabled"], json!(true));
+        set(v, &["createUserJob", "defaultUser"], default_user);
+    } else {
+        let mut default_user = default_user;
+        set(&mut default_user, &["enabled"], json!(true));
+        set(v, &["webserver", "defaultUser"], default_user);
+    }
+    // The chart passes the password on the command line from a value; mlplat passes it from
+    // the users Secret through the environment instead, so no value holds it.
+    set(
+        v,
+        &["createUserJob", "env"],
+        json!([{"name": "AIRFLOW_USER_PASSWORD", "valueFrom": {"secretKeyRef": {
+            "name": USERS_SECRET, "key": password_key(&user.username)}}}]),
+    );
+    set(
+        v,
+        &["createUserJob", "args"],
+        json!([
+            "bash",
+            "-c",
+            "exec airflow users create \"$@\" --password \"$AIRFLOW_USER_PASSWORD\"",
+            "--",
+            "-r",
+            user.role,
+            "-u",
+            user.username,
+            "-e",
+            user.email,
+            "-f",
+            first,
+            "-l",
+            last
+        ]),
+    );
 }
 
 /// Values for the airflow-helm community chart 8.x, as the seed set them.
@@ -323,10 +448,10 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
         let mut git = json!({
             "enabled": true,
             "repo": d.repo,
-            "branch": d.branch.as_deref().unwrap_or("main"),
+            "branch": d.branch.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/dags/branch")),
             "revision": "HEAD",
-            "repoSubPath": d.sub_path.as_deref().unwrap_or(""),
-            "syncWait": d.sync_wait.unwrap_or(60),
+            "repoSubPath": d.sub_path.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/dags/subPath")),
+            "syncWait": d.sync_wait.unwrap_or_else(|| crate::config::defaults::number("/tools/airflow/dags/syncWait")),
         });
         if d.credentials.is_some() {
             set(&mut git, &["httpSecret"], json!(GIT_HTTPS_SECRET));
@@ -348,7 +473,7 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
             users.push(json!({
                 "username": u.username, "role": u.role, "email": u.email,
                 "firstName": u.first_name.as_deref().unwrap_or(&u.username),
-                "lastName": u.last_name.as_deref().unwrap_or("user"),
+                "lastName": u.last_name.as_deref().unwrap_or(crate::config::defaults::text("/tools/airflow/users/0/lastName")),
                 "password": format!("${{{var}}}"),
             }));
             templates.insert(
@@ -391,10 +516,12 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
         );
     }
     // The chart only takes these keys as values: they travel in the chart's values Secret.
-    chart.secret_values = json!({"airflow": {
-        "fernetKey": keys.fernet.expose(),
-        "webserverSecretKey": keys.webserver.expose(),
-    }});
+    if let Keys::Airflow2 { fernet, webserver } = keys {
+        chart.secret_values = json!({"airflow": {
+            "fernetKey": fernet.expose(),
+            "webserverSecretKey": webserver.expose(),
+        }});
+    }
     chart
 }
 
@@ -402,6 +529,25 @@ fn community(cfg: &AirflowConfig, db: &DbAccess, keys: &Keys, links: &Links) -> 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supported_versions_are_a_half_open_range() {
+        for v in ["1.18.0", "1.19.3", "1.22.0", "1.22.7-rc1"] {
+            assert!(OFFICIAL_VERSIONS.contains(v), "{v}");
+        }
+        for v in ["1.17.0", "1.23.0", "2.0.0", "1.22", "1.x.0", "1.22.0.1"] {
+            assert!(!OFFICIAL_VERSIONS.contains(v), "{v}");
+        }
+        assert!(COMMUNITY_VERSIONS.contains("8.9.0") && !COMMUNITY_VERSIONS.contains("7.16.0"));
+    }
+
+    #[test]
+    fn the_default_user_moved_to_the_create_user_job_in_1_19() {
+        assert!(!OfficialKeys::of("1.18.0").user_in_create_user_job);
+        assert!(!OfficialKeys::of("1.18.9").user_in_create_user_job);
+        assert!(OfficialKeys::of("1.19.0").user_in_create_user_job);
+        assert!(OfficialKeys::of(OFFICIAL_CHART.2).user_in_create_user_job);
+    }
 
     #[test]
     fn a_rotated_fernet_key_keeps_the_previous_one_second() {

@@ -174,8 +174,7 @@ pub fn build(
             json!({"name": name, "tag": tag}),
         );
     }
-    let mut storage =
-        json!({"type": "dynamic", "capacity": su.storage.as_deref().unwrap_or("10Gi")});
+    let mut storage = json!({"type": "dynamic", "capacity": su.storage.as_deref().unwrap_or(crate::config::defaults::text("/tools/jupyterhub/singleuser/storage"))});
     // On AWS, an encrypted gp3 class of mlplat's own unless the config names one.
     let ebs_class = (su.storage_class.is_none() && crate::config::aws::on_aws(&loaded.platform))
         .then(|| format!("{platform}-gp3-encrypted"));
@@ -238,7 +237,12 @@ pub fn build(
         merge(v, &file.value);
     }
     // After the user's values: the clone follows the storage and image they end up with.
-    if let (true, Some((repo, branch))) = (su.clone_dags.unwrap_or(true), &links.dags) {
+    if let (true, Some((repo, branch))) = (
+        su.clone_dags.unwrap_or_else(|| {
+            crate::config::defaults::flag("/tools/jupyterhub/singleuser/cloneDags")
+        }),
+        &links.dags,
+    ) {
         if let Some(init) = clone_init_container(v, &chart_version, repo, branch, dags_git.as_ref())
         {
             let mut list = v

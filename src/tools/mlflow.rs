@@ -16,11 +16,7 @@ use crate::secrets::{Deriver, Policy, Secret, fingerprint};
 
 pub const SERVICE: &str = "mlflow";
 pub const PORT: u16 = 5000;
-/// The image `images/mlflow/Dockerfile` builds (the README's quick start builds it); override
-/// with `tools.mlflow.image`. The version is the one the runtime test installs and runs.
-pub const IMAGE: &str = "ghcr.io/mlplat/mlflow:3.17.2";
-/// uvicorn workers per replica; MLflow's own default (4, plus a job runner) needs over 2 GiB.
-pub const WORKERS: u32 = 2;
+/// The image `images/mlflow/Dockerfile` builds; override with `tools.mlflow.image`.
 const DB_SECRET: &str = "mlflow-db-auth";
 const AUTH_SECRET: &str = "mlflow-auth";
 /// The passwords of the other tools' service accounts, for the identities Job.
@@ -63,7 +59,13 @@ pub fn build(
         std::slice::from_ref(&auth_db),
     );
 
-    let admin = cfg.auth.admin_username.as_deref().unwrap_or("admin");
+    let admin = cfg
+        .auth
+        .admin_username
+        .as_deref()
+        .unwrap_or(crate::config::defaults::text(
+            "/tools/mlflow/auth/adminUsername",
+        ));
     let admin_password = loaded
         .inputs
         .get("/tools/mlflow/auth/adminPassword")
@@ -73,7 +75,7 @@ pub fn build(
     let auth_ini = render_to(
         "mlflow/basic_auth.ini",
         &json!({
-            "default_permission": cfg.auth.default_permission.as_deref().unwrap_or("READ"),
+            "default_permission": cfg.auth.default_permission.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/auth/defaultPermission")),
             "database_uri": ini_escape(&db.uri_for("postgresql+psycopg2", &auth_db)),
             "admin_username": admin,
             "admin_password": ini_escape(&admin_password),
@@ -126,7 +128,7 @@ pub fn build(
     let mut config_data = json!({
         "MLFLOW_SERVER_ALLOWED_HOSTS": hosts.join(","),
         "MLFLOW_AUTH_CONFIG_PATH": format!("{AUTH_DIR}/basic_auth.ini"),
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": if cfg.job_execution.unwrap_or(false) { "true" } else { "false" },
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": if cfg.job_execution.unwrap_or_else(|| crate::config::defaults::flag("/tools/mlflow/jobExecution")) { "true" } else { "false" },
     });
     for (k, v) in store.env() {
         config_data[k] = json!(v);
@@ -146,7 +148,7 @@ pub fn build(
         component.object(
             "pvc.yaml",
             "mlflow/pvc.yaml",
-            &json!({"name": PVC, "size": pvc.size.as_deref().unwrap_or("20Gi"), "storage_class": pvc.storage_class}),
+            &json!({"name": PVC, "size": pvc.size.as_deref().unwrap_or(crate::config::defaults::text("/backends/artifacts/pvc/size")), "storage_class": pvc.storage_class}),
         )?;
     }
     let prefix = cfg
@@ -156,8 +158,12 @@ pub fn build(
         .unwrap_or("")
         .trim_matches('/');
     let destination = store.destination(ARTIFACTS_PATH, prefix);
-    let replicas = cfg.replicas.unwrap_or(1);
-    let workers = cfg.workers.unwrap_or(WORKERS);
+    let replicas = cfg
+        .replicas
+        .unwrap_or_else(|| crate::config::defaults::number("/tools/mlflow/replicas"));
+    let workers = cfg
+        .workers
+        .unwrap_or_else(|| crate::config::defaults::number("/tools/mlflow/workers"));
     let admin_script = crate::templates::file("mlflow/admin.py");
     let identities_script = crate::templates::file("mlflow/identities.py");
     let scripts_yaml = component.object(
@@ -173,7 +179,7 @@ pub fn build(
         "mlflow/deployment.yaml",
         &json!({
             "name": SERVICE,
-            "image": cfg.image.as_deref().unwrap_or(IMAGE),
+            "image": cfg.image.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
             "replicas": replicas,
             "port": PORT,
             "args": ["mlflow", "server", "--host", "0.0.0.0", "--port", PORT.to_string(),
@@ -191,10 +197,7 @@ pub fn build(
             "artifacts_path": ARTIFACTS_PATH,
             // Measured: 2 workers without the job runner, 0.64 GiB (PSS) after logging runs
             // with artifacts; MLflow's defaults (4 workers and the job runner) took 2.2 GiB.
-            "resources": cfg.resources.clone().unwrap_or_else(|| json!({
-                "requests": {"cpu": "250m", "memory": "768Mi"},
-                "limits": {"memory": "1536Mi"}
-            })),
+            "resources": cfg.resources.clone().unwrap_or_else(|| crate::config::defaults::value("/tools/mlflow/resources").clone()),
             "checksums": {
                 "checksum/secret": server_secrets_checksum,
                 "checksum/config": fingerprint(format!("{config_yaml}{scripts_yaml}").as_bytes()),
@@ -279,7 +282,7 @@ fn identities_job(
         &json!({
             "name": format!("mlflow-identities-{tag}"),
             "pod_labels": pod_labels,
-            "image": cfg.image.as_deref().unwrap_or(IMAGE),
+            "image": cfg.image.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
             "command": ["python", format!("{SCRIPTS_DIR}/identities.py")],
             "env": env,
             "scripts_configmap": SCRIPTS_CONFIGMAP,

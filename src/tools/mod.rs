@@ -282,7 +282,9 @@ impl Links {
             .map(|d| {
                 (
                     d.repo.clone(),
-                    d.branch.clone().unwrap_or_else(|| "main".to_owned()),
+                    d.branch.clone().unwrap_or_else(|| {
+                        crate::config::defaults::text("/tools/airflow/dags/branch").to_owned()
+                    }),
                 )
             });
         Links { mlflow_uri, dags }

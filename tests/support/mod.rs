@@ -6,19 +6,22 @@
 //! - custom resources (Flux, Argo CD, external-secrets, sealed-secrets): the `openAPIV3Schema` of
 //!   the storage version of the CRDs in `tests/data/crds/`, made strict (unknown fields fail, as
 //!   the API server prunes or rejects them), validated with the `jsonschema` crate;
-//! - chart values: the charts' own `values.schema.json` in `tests/data/schemas/`;
+//! - chart values: the published chart archives in `../shared/charts/`, rendered by Helm's own
+//!   engine ([`published`]);
 //! - kustomize: `kubectl kustomize DIR`.
 //!
 //! Every error names the object (`Kind namespace/name`), the path inside it and what is wrong.
 //! Used as `mod support;` from several `tests/*.rs` files, so some helpers are unused in each.
 #![allow(dead_code)]
 
+pub mod published;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use jsonschema::{Draft, Validator};
@@ -95,6 +98,11 @@ pub fn load_yaml_file(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     parse_yaml(&text, &path.display().to_string())
+}
+
+/// All documents of a YAML text (empty documents dropped). Panics naming `origin` on error.
+pub fn parse_yaml_text(text: &str, origin: &str) -> Vec<Value> {
+    parse_yaml(text, origin)
 }
 
 fn parse_yaml(text: &str, origin: &str) -> Vec<Value> {
@@ -718,97 +726,5 @@ pub fn validate_all(objs: &[Value]) -> Result<(), String> {
         Ok(())
     } else {
         Err(problems.join("\n"))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Chart values
-// ---------------------------------------------------------------------------------------------
-
-/// Validates chart values against `tests/data/schemas/<schema_file>` exactly as Helm does, which
-/// is on the *merged* values (chart defaults + overrides): the z2jh schema, for one, requires
-/// top-level keys such as `hub`, `proxy` and `singleuser` that only the chart's defaults supply.
-/// To check the overrides mlplat writes, use [`validate_values_override`].
-pub fn validate_values(values: &Value, schema_file: &str) -> Result<(), String> {
-    run_values_validator(&values_validator(schema_file, false), values, schema_file)
-}
-
-/// Validates an override of chart values (what goes into a HelmRelease's `spec.values`): as
-/// [`validate_values`], but a `required` reached only through nested mappings is not enforced,
-/// because Helm merges mappings with the chart's defaults, which supply those keys. `required`
-/// inside list items, `then`/`else` branches and `$ref`'d definitions still holds (Helm replaces
-/// lists whole). Unknown keys (`additionalProperties: false`) and wrong types are errors.
-pub fn validate_values_override(values: &Value, schema_file: &str) -> Result<(), String> {
-    run_values_validator(&values_validator(schema_file, true), values, schema_file)
-}
-
-fn run_values_validator(
-    validator: &Validator,
-    values: &Value,
-    schema_file: &str,
-) -> Result<(), String> {
-    let problems: Vec<String> = validator
-        .iter_errors(values)
-        .map(|error| {
-            let path = error.instance_path().to_string();
-            let path = if path.is_empty() {
-                "(root)".to_string()
-            } else {
-                path
-            };
-            format!("values at {path}: {error} ({schema_file})")
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
-}
-
-fn values_validator(schema_file: &str, override_mode: bool) -> Arc<Validator> {
-    type Cache = Mutex<HashMap<(String, bool), Arc<Validator>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = (schema_file.to_string(), override_mode);
-    if let Some(validator) = cache.lock().expect("values cache lock").get(&key) {
-        return Arc::clone(validator);
-    }
-    let path = data_dir().join("schemas").join(schema_file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut schema: Value =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
-    if override_mode {
-        drop_merged_required(&mut schema);
-    }
-    let validator = Arc::new(
-        jsonschema::options()
-            .build(&schema)
-            .unwrap_or_else(|e| panic!("{}: schema does not compile: {e}", path.display())),
-    );
-    cache
-        .lock()
-        .expect("values cache lock")
-        .insert(key, Arc::clone(&validator));
-    validator
-}
-
-/// Removes `required` from the root and from every schema reached from it through `properties`
-/// (and the `anyOf`/`oneOf`/`allOf` alternatives on that chain): the keys Helm's defaults supply.
-fn drop_merged_required(schema: &mut Value) {
-    let Some(obj) = schema.as_object_mut() else {
-        return;
-    };
-    if obj.get("required").is_some_and(Value::is_array) {
-        obj.remove("required");
-    }
-    if let Some(Value::Object(props)) = obj.get_mut("properties") {
-        props.values_mut().for_each(drop_merged_required);
-    }
-    for junctor in ["anyOf", "allOf", "oneOf"] {
-        if let Some(Value::Array(subs)) = obj.get_mut(junctor) {
-            subs.iter_mut().for_each(drop_merged_required);
-        }
     }
 }

@@ -1,13 +1,25 @@
-//! An interpreter for the part of JSON Schema draft-07 that `schemas/platform.schema.json` uses.
+//! An interpreter for JSON Schema draft-07, for two kinds of schema ([`Dialect`]):
+//!
+//! - mlplat's own config schema, `schemas/platform.schema.json` ([`Validator::new`]): every
+//!   keyword must be one implemented here, nothing may stand beside a `$ref`, and patterns mean
+//!   what ECMA-262 (and the `jsonschema` crate) make them mean. The `jsonschema` crate is the
+//!   reference: `tests/schema_validator.rs` checks that both report the same violations for
+//!   every example config and thousands of mutations of them.
+//! - a chart's `values.schema.json` ([`Validator::chart`]), read as Helm reads it (its validator
+//!   is santhosh-tekuri/jsonschema): keywords draft-07 does not define are annotations (`x-*`,
+//!   `$comment`, `examples`), keywords beside a `$ref` are ignored as draft-07 says, formats
+//!   Helm asserts are asserted, and patterns are Go regular expressions. The reference is Helm
+//!   itself: `tests/chart_values.rs` compares both on mutated values.
 //!
 //! It walks the schema `Value` as it is, following local `$ref`s as it meets them, and compiles
 //! a `pattern` only when an instance first reaches it. Compiling the whole schema with the
 //! `jsonschema` crate cost 44 % of the instructions of a render; this costs one walk of the
-//! schema. The `jsonschema` crate stays the reference: `tests/schema_validator.rs` checks that
-//! both report the same violations for every example config and thousands of mutations of them.
+//! schema.
 //!
-//! [`Validator::new`] refuses a schema using anything outside that part, so a keyword added to
-//! the schema later cannot be silently ignored.
+//! Both constructors refuse a schema using a draft-07 assertion this module does not implement,
+//! so no check is silently weaker than the reference's.
+
+mod format;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -19,6 +31,76 @@ use serde_json::{Map, Number, Value};
 
 /// The only `$schema` understood: the keywords below have draft-07 meaning.
 const DRAFT_07: &str = "http://json-schema.org/draft-07/schema#";
+
+/// How a schema is read: see the module's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// mlplat's config schema: only implemented keywords, nothing beside `$ref`, ECMA-262
+    /// patterns.
+    Strict,
+    /// A chart's values schema, as Helm reads a draft-07 one.
+    Chart,
+}
+
+/// Every keyword draft-07 defines. To a draft-07 validator anything else is an annotation.
+const DRAFT_07_KEYWORDS: &[&str] = &[
+    "$schema",
+    "$id",
+    "$ref",
+    "$comment",
+    "title",
+    "description",
+    "default",
+    "readOnly",
+    "writeOnly",
+    "examples",
+    "definitions",
+    "type",
+    "enum",
+    "const",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "items",
+    "additionalItems",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "contains",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "properties",
+    "patternProperties",
+    "additionalProperties",
+    "dependencies",
+    "propertyNames",
+    "if",
+    "then",
+    "else",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "format",
+    "contentMediaType",
+    "contentEncoding",
+];
+
+/// Draft-07 annotations a chart schema may use beside those of [`ANNOTATIONS`].
+const CHART_ANNOTATIONS: &[&str] = &[
+    "$comment",
+    "examples",
+    "readOnly",
+    "writeOnly",
+    "contentMediaType",
+    "contentEncoding",
+];
 
 /// Keywords that describe and never reject anything.
 const ANNOTATIONS: &[&str] = &[
@@ -61,6 +143,8 @@ pub enum Problem {
     Unresolved(String),
     #[error("`$schema` must be {DRAFT_07:?}")]
     NotDraft07,
+    #[error("format `{0}` is asserted by Helm's validator but not implemented by mlplat's")]
+    Format(String),
     #[error("pattern {pattern:?} {problem}")]
     Pattern {
         pattern: String,
@@ -207,6 +291,36 @@ pub enum ViolationKind {
     PropertyNames {
         error: Box<Violation>,
     },
+    Const {
+        value: Value,
+    },
+    ExclusiveMinimum {
+        limit: Number,
+    },
+    ExclusiveMaximum {
+        limit: Number,
+    },
+    MaxItems {
+        limit: u64,
+    },
+    Format {
+        format: String,
+        /// What is wrong with the text, without the text.
+        problem: &'static str,
+    },
+    /// No branch of `anyOf` (or `oneOf`) holds. `closest` holds the violations of the branch
+    /// that came closest (see [`closest_branch`]): what would make the value pass.
+    NoBranch {
+        keyword: &'static str,
+        branches: usize,
+        closest: Vec<Violation>,
+    },
+    /// More than one branch of `oneOf` holds.
+    SeveralBranches {
+        matched: Vec<usize>,
+    },
+    /// The schema of `not` holds.
+    Not,
 }
 
 impl ViolationKind {
@@ -227,6 +341,14 @@ impl ViolationKind {
             Self::Required { .. } => "required",
             Self::AdditionalProperties { .. } => "additionalProperties",
             Self::PropertyNames { .. } => "propertyNames",
+            Self::Const { .. } => "const",
+            Self::ExclusiveMinimum { .. } => "exclusiveMinimum",
+            Self::ExclusiveMaximum { .. } => "exclusiveMaximum",
+            Self::MaxItems { .. } => "maxItems",
+            Self::Format { .. } => "format",
+            Self::NoBranch { keyword, .. } => keyword,
+            Self::SeveralBranches { .. } => "oneOf",
+            Self::Not => "not",
         }
     }
 }
@@ -299,6 +421,43 @@ impl fmt::Display for Violation {
                 )
             }
             ViolationKind::PropertyNames { error } => error.fmt(f),
+            ViolationKind::Const { value } => write!(f, "{value} was expected"),
+            ViolationKind::ExclusiveMinimum { limit } => {
+                write!(f, "{v} is less than or equal to the minimum of {limit}")
+            }
+            ViolationKind::ExclusiveMaximum { limit } => {
+                write!(f, "{v} is greater than or equal to the maximum of {limit}")
+            }
+            ViolationKind::MaxItems { limit } => write!(
+                f,
+                "{v} has more than {limit} {}",
+                plural(*limit, "item", "items")
+            ),
+            ViolationKind::Format { format, problem } => {
+                write!(f, "{v} is not a \"{format}\": {problem}")
+            }
+            ViolationKind::NoBranch {
+                keyword, branches, ..
+            } => {
+                let how = if *keyword == "oneOf" {
+                    "exactly one"
+                } else {
+                    "any"
+                };
+                write!(
+                    f,
+                    "{v} is not valid under {how} of the {branches} schemas of `{keyword}`"
+                )
+            }
+            ViolationKind::SeveralBranches { matched } => {
+                let m: Vec<String> = matched.iter().map(usize::to_string).collect();
+                write!(
+                    f,
+                    "{v} is valid under more than one of the schemas of `oneOf` ({})",
+                    m.join(", ")
+                )
+            }
+            ViolationKind::Not => write!(f, "{v} is valid under the schema of `not`"),
         }
     }
 }
@@ -324,6 +483,7 @@ fn write_enum(f: &mut fmt::Formatter<'_>, value: &Value, options: &[Value]) -> f
 #[derive(Debug)]
 pub struct Validator {
     root: Value,
+    dialect: Dialect,
     /// Every `pattern` of the schema, keyed by its text; each is compiled on first use.
     patterns: HashMap<String, Pattern>,
 }
@@ -336,26 +496,51 @@ struct Pattern {
 }
 
 impl Validator {
-    /// Takes a draft-07 schema, or says what in it this module would not enforce.
+    /// Takes mlplat's config schema ([`Dialect::Strict`]), or says what in it this module would
+    /// not enforce.
     pub fn new(schema: Value) -> Result<Self, SchemaError> {
-        if schema.get("$schema").and_then(Value::as_str) != Some(DRAFT_07) {
+        Self::with_dialect(schema, Dialect::Strict)
+    }
+
+    /// Takes a chart's draft-07 values schema ([`Dialect::Chart`]), or says what in it this
+    /// module would not enforce as Helm does.
+    pub fn chart(schema: Value) -> Result<Self, SchemaError> {
+        Self::with_dialect(schema, Dialect::Chart)
+    }
+
+    fn with_dialect(schema: Value, dialect: Dialect) -> Result<Self, SchemaError> {
+        let declared = schema.get("$schema").and_then(Value::as_str);
+        // `…/draft-07/schema` without the empty fragment names the same meta-schema.
+        if declared.map(|s| s.trim_end_matches('#')) != Some(DRAFT_07.trim_end_matches('#')) {
             return Err(SchemaError::new(Problem::NotDraft07).under("$schema"));
         }
         let mut patterns = HashMap::new();
         Census {
             root: &schema,
+            dialect,
             patterns: &mut patterns,
         }
         .schema(&schema, true)?;
         Ok(Self {
             root: schema,
+            dialect,
             patterns,
         })
+    }
+
+    /// Whether `instance` breaks nothing (cheaper than counting [`Self::violations`]).
+    pub fn is_valid(&self, instance: &Value) -> bool {
+        self.violations(instance).is_empty()
     }
 
     /// The schema as given.
     pub fn schema(&self) -> &Value {
         &self.root
+    }
+
+    /// How the schema is read.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// Every violation of the schema by `instance`, in the order `jsonschema` reports them.
@@ -405,12 +590,96 @@ impl Validator {
                 out.push(site.violation("enum", ViolationKind::Enum { options }));
             }
         }
+        if let Some(value) = schema.get("const") {
+            if !json_equal(value, instance) {
+                let value = value.clone();
+                out.push(site.violation("const", ViolationKind::Const { value }));
+            }
+        }
         match instance {
             Value::Number(n) => site.number(n, out),
             Value::String(s) => self.string(&site, s, out),
             Value::Array(items) => self.array(&site, items, out),
             Value::Object(members) => self.object(&site, members, out),
             Value::Null | Value::Bool(_) => {}
+        }
+        self.applicators(&site, out);
+    }
+
+    /// The violations of `instance` against the subschema at `at`.
+    fn sub(&self, schema: &Value, at: Loc<'_>, instance: &Value, path: Loc<'_>) -> Vec<Violation> {
+        let mut out = Vec::new();
+        self.visit(schema, at, instance, path, &mut out);
+        out
+    }
+
+    /// `allOf`, `anyOf`, `oneOf`, `not` and `if`/`then`/`else`.
+    fn applicators(&self, site: &Site<'_>, out: &mut Vec<Violation>) {
+        let branches = |keyword| match site.schema.get(keyword) {
+            Some(Value::Array(list)) => list.as_slice(),
+            _ => &[],
+        };
+        let all_of = Loc::Key(&site.at, "allOf");
+        for (i, schema) in branches("allOf").iter().enumerate() {
+            self.visit(
+                schema,
+                Loc::Index(&all_of, i),
+                site.instance,
+                site.path,
+                out,
+            );
+        }
+        for keyword in ["anyOf", "oneOf"] {
+            let list = branches(keyword);
+            if list.is_empty() {
+                continue;
+            }
+            let at = Loc::Key(&site.at, keyword);
+            let results: Vec<Vec<Violation>> = list
+                .iter()
+                .enumerate()
+                .map(|(i, schema)| self.sub(schema, Loc::Index(&at, i), site.instance, site.path))
+                .collect();
+            let matched: Vec<usize> = (0..results.len())
+                .filter(|i| results[*i].is_empty())
+                .collect();
+            if matched.is_empty() {
+                let closest = closest_branch(results);
+                let kind = ViolationKind::NoBranch {
+                    keyword,
+                    branches: list.len(),
+                    closest,
+                };
+                out.push(site.violation(keyword, kind));
+            } else if keyword == "oneOf" && matched.len() > 1 {
+                out.push(site.violation("oneOf", ViolationKind::SeveralBranches { matched }));
+            }
+        }
+        if let Some(schema) = site.schema.get("not") {
+            let at = Loc::Key(&site.at, "not");
+            if self.sub(schema, at, site.instance, site.path).is_empty() {
+                out.push(site.violation("not", ViolationKind::Not));
+            }
+        }
+        if let Some(condition) = site.schema.get("if") {
+            let holds = self
+                .sub(
+                    condition,
+                    Loc::Key(&site.at, "if"),
+                    site.instance,
+                    site.path,
+                )
+                .is_empty();
+            let branch = if holds { "then" } else { "else" };
+            if let Some(schema) = site.schema.get(branch) {
+                self.visit(
+                    schema,
+                    Loc::Key(&site.at, branch),
+                    site.instance,
+                    site.path,
+                    out,
+                );
+            }
         }
     }
 
@@ -428,11 +697,20 @@ impl Validator {
                 out.push(site.violation("pattern", ViolationKind::Pattern { pattern }));
             }
         }
+        if let Some(Value::String(name)) = site.schema.get("format") {
+            if let Some(Err(problem)) = format::check(name, text) {
+                let format = name.clone();
+                out.push(site.violation("format", ViolationKind::Format { format, problem }));
+            }
+        }
     }
 
     fn array(&self, site: &Site<'_>, items: &[Value], out: &mut Vec<Violation>) {
         if let Some(limit) = site.count("minItems").filter(|l| (items.len() as u64) < *l) {
             out.push(site.violation("minItems", ViolationKind::MinItems { limit }));
+        }
+        if let Some(limit) = site.count("maxItems").filter(|l| (items.len() as u64) > *l) {
+            out.push(site.violation("maxItems", ViolationKind::MaxItems { limit }));
         }
         if site.schema.get("uniqueItems") == Some(&Value::Bool(true)) && has_duplicates(items) {
             out.push(site.violation("uniqueItems", ViolationKind::UniqueItems));
@@ -492,14 +770,28 @@ impl Validator {
     /// violations.
     fn members(&self, site: &Site<'_>, members: &Map<String, Value>, out: &mut Vec<Violation>) {
         let properties = site.schema.get("properties").and_then(Value::as_object);
+        let patterns = site
+            .schema
+            .get("patternProperties")
+            .and_then(Value::as_object);
         let additional = site.schema.get("additionalProperties");
         let mut unexpected = Vec::new();
         for (key, value) in members {
             let path = Loc::Key(&site.path, key);
+            let mut known = false;
             if let Some(schema) = properties.and_then(|p| p.get(key)) {
                 let properties = Loc::Key(&site.at, "properties");
                 self.visit(schema, Loc::Key(&properties, key), value, path, out);
-            } else {
+                known = true;
+            }
+            for (pattern, schema) in patterns.into_iter().flatten() {
+                if self.matches(pattern, key) {
+                    let at = Loc::Key(&site.at, "patternProperties");
+                    self.visit(schema, Loc::Key(&at, pattern), value, path, out);
+                    known = true;
+                }
+            }
+            if !known {
                 match additional {
                     Some(Value::Bool(false)) => unexpected.push(key.clone()),
                     Some(schema @ Value::Object(_)) => {
@@ -607,6 +899,20 @@ impl Site<'_> {
                 out.push(self.violation("maximum", ViolationKind::Maximum { limit }));
             }
         }
+        if let Some(Value::Number(limit)) = self.schema.get("exclusiveMinimum") {
+            if compare(n, limit) != Ordering::Greater {
+                let limit = limit.clone();
+                let kind = ViolationKind::ExclusiveMinimum { limit };
+                out.push(self.violation("exclusiveMinimum", kind));
+            }
+        }
+        if let Some(Value::Number(limit)) = self.schema.get("exclusiveMaximum") {
+            if compare(n, limit) != Ordering::Less {
+                let limit = limit.clone();
+                let kind = ViolationKind::ExclusiveMaximum { limit };
+                out.push(self.violation("exclusiveMaximum", kind));
+            }
+        }
     }
 }
 
@@ -695,6 +1001,7 @@ fn int_vs_float(i: i128, f: f64) -> Ordering {
 /// understood here, and registers every pattern.
 struct Census<'a> {
     root: &'a Value,
+    dialect: Dialect,
     patterns: &'a mut HashMap<String, Pattern>,
 }
 
@@ -704,11 +1011,24 @@ impl Census<'_> {
             return Err(malformed("a schema must be an object"));
         };
         let has_ref = map.contains_key("$ref");
+        let chart = self.dialect == Dialect::Chart;
         for (keyword, value) in map {
-            let checked = if ANNOTATIONS.contains(&keyword.as_str()) {
+            let checked = if ANNOTATIONS.contains(&keyword.as_str())
+                || (chart && CHART_ANNOTATIONS.contains(&keyword.as_str()))
+            {
                 self.annotation(keyword, value, is_root)
+            } else if chart && keyword == "definitions" {
+                self.schemas(value)
+            } else if chart && !DRAFT_07_KEYWORDS.contains(&keyword.as_str()) {
+                // Not a draft-07 keyword (`x-kubernetes-…`, `x-docsSection`): an annotation.
+                Ok(())
             } else if has_ref && keyword != "$ref" {
-                Err(SchemaError::new(Problem::BesideRef(keyword.clone())))
+                if chart {
+                    // Draft-07: "All other properties in a `$ref` object MUST be ignored."
+                    Ok(())
+                } else {
+                    Err(SchemaError::new(Problem::BesideRef(keyword.clone())))
+                }
             } else {
                 self.keyword(keyword, value)
             };
@@ -746,17 +1066,20 @@ impl Census<'_> {
             "required" => value
                 .as_array()
                 .is_some_and(|a| a.iter().all(Value::is_string)),
-            "minLength" | "maxLength" | "minItems" | "minProperties" | "maxProperties" => {
-                value.is_u64()
-            }
-            "minimum" | "maximum" => value.is_number(),
+            "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties"
+            | "maxProperties" => value.is_u64(),
+            "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => value.is_number(),
             "uniqueItems" => value.is_boolean(),
+            "const" => true,
             "pattern" => return self.pattern(value),
+            "format" => return self.format(value),
             "properties" => return self.schemas(value),
+            "patternProperties" => return self.pattern_properties(value),
             "additionalProperties" if value.is_boolean() => true,
-            "additionalProperties" | "items" | "propertyNames" => {
+            "additionalProperties" | "items" | "propertyNames" | "not" | "if" | "then" | "else" => {
                 return self.schema(value, false);
             }
+            "allOf" | "anyOf" | "oneOf" => return self.branches(value),
             _ => {
                 return Err(SchemaError::new(Problem::Unsupported(keyword.to_owned())));
             }
@@ -766,6 +1089,43 @@ impl Census<'_> {
         } else {
             Err(malformed("not a value this keyword takes in draft-07"))
         }
+    }
+
+    /// `allOf`, `anyOf`, `oneOf`: a non-empty list of schemas.
+    fn branches(&mut self, value: &Value) -> Result<(), SchemaError> {
+        let Some(list) = value.as_array().filter(|l| !l.is_empty()) else {
+            return Err(malformed("expected a non-empty list of schemas"));
+        };
+        for (i, schema) in list.iter().enumerate() {
+            self.schema(schema, false)
+                .map_err(|e| e.under(&i.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// `patternProperties`: patterns to schemas; each pattern is registered like `pattern`'s.
+    fn pattern_properties(&mut self, value: &Value) -> Result<(), SchemaError> {
+        let Value::Object(map) = value else {
+            return Err(malformed("expected a mapping of patterns to schemas"));
+        };
+        for (pattern, schema) in map {
+            self.pattern(&Value::from(pattern.as_str()))
+                .and_then(|()| self.schema(schema, false))
+                .map_err(|e| e.under(pattern))?;
+        }
+        Ok(())
+    }
+
+    /// A format is checked when this module implements it, ignored when Helm's validator
+    /// ignores it too (`int32`, `byte`, …), and refused otherwise.
+    fn format(&mut self, value: &Value) -> Result<(), SchemaError> {
+        let Value::String(name) = value else {
+            return Err(malformed("a format must be a string"));
+        };
+        if format::ASSERTED_ELSEWHERE.contains(&name.as_str()) {
+            return Err(SchemaError::new(Problem::Format(name.clone())));
+        }
+        Ok(())
     }
 
     /// A map of names to schemas (`properties`, `$defs`).
@@ -807,6 +1167,10 @@ impl Census<'_> {
         let Value::String(pattern) = value else {
             return Err(malformed("a pattern must be a string"));
         };
+        let translate = match self.dialect {
+            Dialect::Strict => translate,
+            Dialect::Chart => translate_go,
+        };
         let translated = translate(pattern).map_err(|problem| {
             SchemaError::new(Problem::Pattern {
                 pattern: pattern.clone(),
@@ -822,6 +1186,83 @@ impl Census<'_> {
         );
         Ok(())
     }
+}
+
+/// Of the violations of each branch of an `anyOf` or `oneOf`, those of the branch that came
+/// closest: the fewest violations that are not about the type of the value itself (a branch
+/// for another type says little about what was meant), then the fewest violations.
+fn closest_branch(results: Vec<Vec<Violation>>) -> Vec<Violation> {
+    let rank = |v: &Vec<Violation>| {
+        let wrong_type = v
+            .iter()
+            .any(|e| matches!(e.kind, ViolationKind::Type { .. }));
+        (wrong_type, v.len())
+    };
+    results
+        .into_iter()
+        .min_by_key(|v| rank(v))
+        .unwrap_or_default()
+}
+
+/// Rewrites a pattern of a chart's schema so regex-lite matches what Go's `regexp` (RE2, which
+/// Helm's validator uses) matches. The two agree on nearly everything (`.` excludes only `\n`,
+/// `\d`, `\w` and `\b` are ASCII); `\s` is `[\t\n\f\r ]` in Go, without regex-lite's `\v`.
+/// Refuses what regex-lite would read otherwise: `\S` inside a class, and the set syntax it
+/// reads inside a class (`[`, a doubled `&`, `-` or `~`).
+fn translate_go(pattern: &str) -> Result<String, &'static str> {
+    const GO_SPACE: &str = r"\t\n\x0C\r ";
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_class = false;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(escaped) = chars.next() else {
+                    return Err("ends in a lone `\\`");
+                };
+                match (escaped, in_class) {
+                    ('s', true) => out.push_str(GO_SPACE),
+                    ('s', false) => out.push_str(&format!("[{GO_SPACE}]")),
+                    ('S', false) => out.push_str(&format!("[^{GO_SPACE}]")),
+                    ('S', true) => {
+                        return Err("has `\\S` inside a class, which regex-lite reads otherwise");
+                    }
+                    _ => {
+                        out.push('\\');
+                        out.push(escaped);
+                    }
+                }
+                continue;
+            }
+            '[' if in_class => {
+                return Err(
+                    "has `[` inside a class: a POSIX class or a literal in Go, a nested class in regex-lite",
+                );
+            }
+            '[' => {
+                in_class = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    out.extend(chars.next());
+                }
+                // A `]` right after the opening is a literal in both.
+                if chars.peek() == Some(&']') {
+                    out.push_str("\\]");
+                    chars.next();
+                }
+                continue;
+            }
+            ']' if in_class => in_class = false,
+            '&' | '-' | '~' if in_class && chars.peek() == Some(&c) => {
+                return Err(
+                    "has a doubled `&`, `-` or `~` inside a class: literal in Go, set syntax in regex-lite",
+                );
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 fn malformed(expected: &'static str) -> SchemaError {
@@ -921,15 +1362,19 @@ mod tests {
     #[test]
     fn a_keyword_it_does_not_implement_is_refused() {
         let err = Validator::new(draft7(json!({
-            "properties": {"a": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}
+            "properties": {"a": {"contains": {"type": "string"}}}
         })))
         .unwrap_err();
-        assert_eq!(err.path, "/properties/a/oneOf");
-        assert_eq!(err.problem, Problem::Unsupported("oneOf".to_owned()));
+        assert_eq!(err.path, "/properties/a/contains");
+        assert_eq!(err.problem, Problem::Unsupported("contains".to_owned()));
         assert_eq!(
             err.to_string(),
-            "schema /properties/a/oneOf: keyword `oneOf` is not implemented by mlplat's schema validator"
+            "schema /properties/a/contains: keyword `contains` is not implemented by mlplat's schema validator"
         );
+        // Strict: an unknown keyword is refused too; a chart schema takes it as an annotation.
+        let unknown = draft7(json!({"properties": {"a": {"x-docs": "d"}}}));
+        assert!(Validator::new(unknown.clone()).is_err());
+        assert!(Validator::chart(unknown).is_ok());
     }
 
     #[test]
@@ -986,6 +1431,136 @@ mod tests {
             refused(draft7(json!({"pattern": "\\bword\\b"}))).1,
             Problem::Pattern { .. }
         ));
+    }
+
+    fn chart_kinds(schema: Value, instance: Value) -> Vec<ViolationKind> {
+        Validator::chart(draft7(schema))
+            .unwrap()
+            .violations(&instance)
+            .into_iter()
+            .map(|v| v.kind)
+            .collect()
+    }
+
+    #[test]
+    fn a_chart_schema_is_read_as_draft_07_reads_it() {
+        // Beside `$ref`, nothing counts; unknown keywords are annotations.
+        let schema = json!({
+            "definitions": {"s": {"type": "string"}},
+            "properties": {"a": {"$ref": "#/definitions/s", "minLength": 5, "type": "integer",
+                                 "x-kubernetes-list-type": "atomic", "$comment": "c"}}
+        });
+        assert!(chart_kinds(schema.clone(), json!({"a": "ab"})).is_empty());
+        assert_eq!(
+            chart_kinds(schema.clone(), json!({"a": 1})),
+            vec![ViolationKind::Type {
+                expected: vec![JsonType::String]
+            }]
+        );
+        // The strict dialect refuses both.
+        assert!(Validator::new(draft7(schema)).is_err());
+        // `…/draft-07/schema` without `#` is draft-07 too; another draft is refused.
+        let mut no_hash = json!({"type": "string"});
+        no_hash["$schema"] = json!("http://json-schema.org/draft-07/schema");
+        assert!(Validator::chart(no_hash).is_ok());
+        assert!(Validator::chart(json!({"$schema": "http://json-schema.org/schema#"})).is_err());
+        // Draft-07 assertions not implemented here are refused, not ignored.
+        for refused in [
+            json!({"contains": {"type": "string"}}),
+            json!({"dependencies": {"a": ["b"]}}),
+            json!({"properties": {"e": {"format": "email"}}}),
+        ] {
+            assert!(
+                Validator::chart(draft7(refused.clone())).is_err(),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn applicators_and_the_keywords_charts_use() {
+        let one_of = json!({"oneOf": [{"type": "string"}, {"type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string"}}, "additionalProperties": false}]});
+        assert!(chart_kinds(one_of.clone(), json!("host")).is_empty());
+        assert!(chart_kinds(one_of.clone(), json!({"name": "host"})).is_empty());
+        let kinds = chart_kinds(one_of, json!({"name": "h", "tls": {}}));
+        let [
+            ViolationKind::NoBranch {
+                keyword: "oneOf",
+                branches: 2,
+                closest,
+            },
+        ] = kinds.as_slice()
+        else {
+            panic!("{kinds:?}");
+        };
+        // The closest branch is the object one: it says which key is wrong.
+        assert!(matches!(
+            &closest[..],
+            [Violation { kind: ViolationKind::AdditionalProperties { unexpected }, .. }] if unexpected == &["tls"]
+        ));
+        let both = json!({"oneOf": [{"type": "integer"}, {"minimum": 0}]});
+        assert_eq!(
+            chart_kinds(both, json!(3)),
+            vec![ViolationKind::SeveralBranches {
+                matched: vec![0, 1]
+            }]
+        );
+        let any_of = json!({"anyOf": [{"required": ["value"]}, {"required": ["valueFrom"]}]});
+        assert!(chart_kinds(any_of.clone(), json!({"value": "x"})).is_empty());
+        assert!(matches!(
+            chart_kinds(any_of, json!({"name": "x"}))[..],
+            [ViolationKind::NoBranch {
+                keyword: "anyOf",
+                ..
+            }]
+        ));
+        let if_then = json!({"if": {"properties": {"type": {"const": "postgres"}}},
+            "then": {"required": ["url"]}, "else": {"not": {"required": ["url"]}}});
+        assert!(chart_kinds(if_then.clone(), json!({"type": "postgres", "url": "u"})).is_empty());
+        assert_eq!(
+            chart_kinds(if_then.clone(), json!({"type": "postgres"})),
+            vec![ViolationKind::Required {
+                property: "url".into()
+            }]
+        );
+        assert_eq!(
+            chart_kinds(if_then, json!({"type": "sqlite", "url": "u"})),
+            vec![ViolationKind::Not]
+        );
+        let patterns = json!({"patternProperties": {"^[A-Z]": {"type": "string"}},
+            "properties": {"known": {}}, "additionalProperties": false});
+        assert!(chart_kinds(patterns.clone(), json!({"Upper": "x", "known": 1})).is_empty());
+        let kinds = chart_kinds(patterns, json!({"Upper": 1, "lower": 1}));
+        assert!(matches!(kinds[0], ViolationKind::Type { .. }), "{kinds:?}");
+        assert!(
+            matches!(&kinds[1], ViolationKind::AdditionalProperties { unexpected } if unexpected == &["lower"])
+        );
+        assert_eq!(
+            chart_kinds(json!({"maxItems": 1, "exclusiveMinimum": 0}), json!([1, 2])),
+            vec![ViolationKind::MaxItems { limit: 1 }]
+        );
+        assert_eq!(
+            chart_kinds(json!({"exclusiveMinimum": 0}), json!(0)),
+            vec![ViolationKind::ExclusiveMinimum { limit: 0.into() }]
+        );
+        assert!(matches!(
+            chart_kinds(json!({"format": "date-time"}), json!("yesterday"))[..],
+            [ViolationKind::Format { .. }]
+        ));
+        assert!(chart_kinds(json!({"format": "int32"}), json!(1e12)).is_empty());
+    }
+
+    #[test]
+    fn chart_patterns_are_go_regular_expressions() {
+        let v = Validator::chart(draft7(json!({"pattern": "^a.b\\s$"}))).unwrap();
+        let ok = |s: &str| v.violations(&json!(s)).is_empty();
+        assert!(ok("a\rb "), "Go's `.` matches \\r");
+        assert!(!ok("a\nb "), "but not \\n");
+        assert!(!ok("axb\u{a0}"), "Go's \\s is ASCII");
+        assert!(!ok("axb\u{b}"), "and has no \\v");
+        assert_eq!(translate_go("[]a]").unwrap(), "[\\]a]");
+        assert!(translate_go("[[:alpha:]]").is_err());
     }
 
     #[test]
