@@ -295,7 +295,7 @@ mod tests {
             json!(crate::tools::airflow::COMMUNITY_CHART.2)
         );
         assert_eq!(v("/tools/airflow/users/0/firstName"), json!("ada"));
-        assert_eq!(v("/tools/mlflow/resources/limits/memory"), json!("2Gi"));
+        assert_eq!(v("/tools/mlflow/resources/limits/memory"), json!("1536Mi"));
         assert!(matches!(
             fallback("/tools/mlflow/resources/limits/cpu", &doc),
             Fallback::Nothing(_)
