@@ -101,15 +101,19 @@ pub fn error_report(err: &anyhow::Error) -> String {
 /// first [`MAX_SHOWN`] of them.
 fn report_diagnostics(list: &[config::Diagnostic]) -> String {
     let mut seen = std::collections::HashSet::new();
+    let mut texts = std::collections::HashSet::new();
     let mut shown: Vec<String> = Vec::new();
-    for d in list {
-        let text = format!("error: {d}");
-        if seen.insert(text.clone()) {
-            shown.push(text);
+    let mut more = 0;
+    for d in list.iter().filter(|d| seen.insert(*d)) {
+        if shown.len() < MAX_SHOWN {
+            let text = format!("error: {d}");
+            if texts.insert(text.clone()) {
+                shown.push(text);
+            }
+        } else {
+            more += 1;
         }
     }
-    let more = shown.len().saturating_sub(MAX_SHOWN);
-    shown.truncate(MAX_SHOWN);
     if more > 0 {
         shown.push(format!(
             "error: and {more} more problems ({} in all): fix these and run again",

@@ -13,7 +13,7 @@
 //! identity (device and inode, so another name or a link to one is the same file): a
 //! diagnostic never quotes them, whatever error points into them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
@@ -27,8 +27,7 @@ pub const MASK: &str = "***";
 
 #[derive(Default)]
 struct State {
-    /// Value → fingerprint.
-    secrets: BTreeMap<String, String>,
+    secrets: BTreeSet<String>,
     matcher: Option<Matcher>,
     /// Files that hold a secret, by identity.
     files: Vec<FileId>,
@@ -52,9 +51,8 @@ pub fn secret(value: &str) {
         return;
     }
     let mut s = state();
-    if !s.secrets.contains_key(value) {
-        s.secrets
-            .insert(value.to_owned(), fingerprint(value.as_bytes()));
+    if !s.secrets.contains(value) {
+        s.secrets.insert(value.to_owned());
         s.matcher = None;
     }
 }
@@ -63,6 +61,10 @@ pub fn secret(value: &str) {
 /// files (`%` doubled).
 pub fn secret_with_spellings(value: &str) {
     secret(value);
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    if value.bytes().all(unreserved) {
+        return; // spelled the same everywhere
+    }
     let uri = crate::secrets::uri_encode(value);
     if uri != value {
         secret(&uri);
@@ -193,30 +195,27 @@ fn escape_into(text: &str, out: &mut String) {
 }
 
 /// Finds every known secret in a text in one pass: candidates by their first four bytes,
-/// the longest match first.
+/// the longest match first. A fingerprint is computed when a secret is found.
 struct Matcher {
-    /// Secrets by their first four bytes, longest first; with fingerprints.
-    by_prefix: HashMap<[u8; 4], Vec<(String, String)>>,
+    /// Secrets by their first four bytes, longest first.
+    by_prefix: HashMap<[u8; 4], Vec<String>>,
     /// Which first two bytes start some secret: 65 536 bits, checked before the map.
     pairs: Vec<u64>,
 }
 
 impl Matcher {
-    fn new(secrets: &BTreeMap<String, String>) -> Self {
-        let mut by_prefix: HashMap<[u8; 4], Vec<(String, String)>> = HashMap::new();
+    fn new(secrets: &BTreeSet<String>) -> Self {
+        let mut by_prefix: HashMap<[u8; 4], Vec<String>> = HashMap::new();
         let mut pairs = vec![0u64; 1024];
-        for (value, fp) in secrets {
+        for value in secrets {
             let b = value.as_bytes();
             let key = [b[0], b[1], b[2], b[3]];
-            by_prefix
-                .entry(key)
-                .or_default()
-                .push((value.clone(), fp.clone()));
+            by_prefix.entry(key).or_default().push(value.clone());
             let pair = (b[0] as usize) << 8 | b[1] as usize;
             pairs[pair / 64] |= 1 << (pair % 64);
         }
         for list in by_prefix.values_mut() {
-            list.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+            list.sort_by_key(|v| std::cmp::Reverse(v.len()));
         }
         Matcher { by_prefix, pairs }
     }
@@ -228,11 +227,11 @@ impl Matcher {
             let pair = (b[i] as usize) << 8 | b[i + 1] as usize;
             if self.pairs[pair / 64] & (1 << (pair % 64)) != 0 {
                 if let Some(list) = self.by_prefix.get(&[b[i], b[i + 1], b[i + 2], b[i + 3]]) {
-                    for (value, fp) in list {
+                    for value in list {
                         // A secret starts with a whole character, so `i` is a boundary.
                         if b[i..].starts_with(value.as_bytes()) {
                             escape_into(&text[last..i], out);
-                            out.push_str(fp);
+                            out.push_str(&fingerprint(value.as_bytes()));
                             i += value.len();
                             last = i;
                             continue 'scan;

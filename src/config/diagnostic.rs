@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::yaml::Pos;
 
 /// One problem in one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
     pub file: PathBuf,
     pub pos: Option<Pos>,

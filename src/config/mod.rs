@@ -514,7 +514,7 @@ pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
             Err(ConfigError::Invalid(d)) => {
                 // A problem of the base is found in every environment: reported once.
                 for d in d.0 {
-                    if seen.insert(d.to_string()) {
+                    if seen.insert(d.clone()) {
                         problems.push(d);
                     }
                 }

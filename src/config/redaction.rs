@@ -28,7 +28,7 @@ pub fn scan(layered: &Layered) -> BTreeSet<String> {
     let mut scan = Scan {
         layered,
         inline: BTreeSet::new(),
-        positions: BTreeMap::new(),
+        positions: None,
     };
     let root_is_scalar = !matches!(layered.doc.value, NodeValue::Map(_) | NodeValue::Seq(_));
     if root_is_scalar && layered.doc.value != NodeValue::Null {
@@ -39,20 +39,26 @@ pub fn scan(layered: &Layered) -> BTreeSet<String> {
         register_scalars(&layered.doc);
         return scan.inline;
     }
-    scan.positions(&layered.doc, "");
-    scan.walk(schema::schema(), &layered.doc, "");
+    let mut path = Vec::new();
+    scan.walk(schema::schema(), &layered.doc, &mut path);
     scan.inline
 }
 
 struct Scan<'a> {
     layered: &'a Layered,
     inline: BTreeSet<String>,
-    /// Every key and value position of each file (by index in the sources), in order.
-    positions: BTreeMap<usize, BTreeSet<(usize, usize)>>,
+    /// Every key and value position of each file (by index in the sources), in order: found
+    /// once, when the first inline secret needs them.
+    positions: Option<BTreeMap<usize, BTreeSet<(usize, usize)>>>,
 }
 
 fn child(pointer: &str, key: &str) -> String {
     format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+/// The JSON pointer of a path of keys and indexes.
+fn pointer_of(path: &[&str]) -> String {
+    path.iter().fold(String::new(), |p, token| child(&p, token))
 }
 
 /// A schema with its `$ref`s followed.
@@ -95,37 +101,50 @@ impl Scan<'_> {
         self.layered.sources.origin(pointer)
     }
 
-    fn positions(&mut self, node: &Node, pointer: &str) {
+    fn positions(&mut self) -> &BTreeMap<usize, BTreeSet<(usize, usize)>> {
+        if self.positions.is_none() {
+            let mut all = BTreeMap::new();
+            self.collect_positions(&self.layered.doc, "", &mut all);
+            self.positions = Some(all);
+        }
+        self.positions.get_or_insert_with(BTreeMap::new)
+    }
+
+    fn collect_positions(
+        &self,
+        node: &Node,
+        pointer: &str,
+        all: &mut BTreeMap<usize, BTreeSet<(usize, usize)>>,
+    ) {
         let file = self.file(pointer);
-        self.positions
-            .entry(file)
+        all.entry(file)
             .or_default()
             .insert((node.pos.line, node.pos.col));
         match &node.value {
             NodeValue::Map(entries) => {
                 for (k, v) in entries {
                     let at = child(pointer, &k.name);
-                    let file = self.file(&at);
-                    self.positions
-                        .entry(file)
+                    all.entry(self.file(&at))
                         .or_default()
                         .insert((k.pos.line, k.pos.col));
-                    self.positions(v, &at);
+                    self.collect_positions(v, &at, all);
                 }
             }
             NodeValue::Seq(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    self.positions(v, &format!("{pointer}/{i}"));
+                    self.collect_positions(v, &format!("{pointer}/{i}"), all);
                 }
             }
             _ => {}
         }
     }
 
-    fn walk(&mut self, s: &'static Value, node: &Node, pointer: &str) {
+    /// Walks the tree beside its schema; `path` is where `node` is (keys and indexes).
+    fn walk(&mut self, s: &'static Value, node: &Node, path: &mut Vec<String>) {
         let s = resolve(s);
         if is_secret(s) {
-            self.secret(node, pointer);
+            let tokens: Vec<&str> = path.iter().map(String::as_str).collect();
+            self.secret(node, &pointer_of(&tokens));
             return;
         }
         match &node.value {
@@ -134,14 +153,18 @@ impl Scan<'_> {
                 let extra = s.get("additionalProperties").filter(|v| v.is_object());
                 for (k, v) in entries {
                     if let Some(cs) = props.and_then(|p| p.get(&k.name)).or(extra) {
-                        self.walk(cs, v, &child(pointer, &k.name));
+                        path.push(k.name.clone());
+                        self.walk(cs, v, path);
+                        path.pop();
                     }
                 }
             }
             NodeValue::Seq(items) => {
                 if let Some(cs) = s.get("items").filter(|v| v.is_object()) {
                     for (i, v) in items.iter().enumerate() {
-                        self.walk(cs, v, &format!("{pointer}/{i}"));
+                        path.push(i.to_string());
+                        self.walk(cs, v, path);
+                        path.pop();
                     }
                 }
             }
@@ -163,13 +186,14 @@ impl Scan<'_> {
                 self.inline.insert(pointer.to_owned());
                 register_scalars(node);
                 let file = self.file(pointer);
-                let path = sources.files[file].path.clone();
                 let last = last_pos(node);
-                let next = self.positions.get(&file).and_then(|all| {
+                let next = self.positions().get(&file).and_then(|all| {
                     all.range((last.line, last.col + 1)..)
                         .next()
                         .map(|&(line, _)| line)
                 });
+                let sources = &self.layered.sources;
+                let path = sources.files[file].path.clone();
                 let lines = sources.files[file].text.lines().count().max(node.pos.line);
                 let end = match next {
                     Some(line) if line > last.line => line - 1,

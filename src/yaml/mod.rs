@@ -17,7 +17,7 @@ pub use load::{MAX_DEPTH, MAX_DOC_BYTES, MAX_MAP_ENTRIES, parse_document, parse_
 use serde_json::Value;
 
 /// A position in the source text; line and column (in characters) are both 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Pos {
     pub line: usize,
     pub col: usize,
