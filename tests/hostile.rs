@@ -418,6 +418,11 @@ fn the_good_paths_print_no_secret_either() {
         0,
         "render",
     );
+    // Terminal escapes in arguments are shown escaped too.
+    let escaped = ws.run(&["init", "--dir", "new", "--name", "x\u{1b}]0;pwned\u{7}"]);
+    ok(&escaped, 2, "init --name");
+    let escaped = ws.run(&["explain", "-c", "good.yaml", "tools.\u{1b}[2J"]);
+    ok(&escaped, 2, "explain of an escape");
     assert_nothing_leaked(&ws, "good paths", &planted);
     let rotate = text(&ws.printed[4].1);
     assert!(
