@@ -56,6 +56,14 @@ pub fn err(args: std::fmt::Arguments<'_>, newline: bool) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// Writes `text` to stderr with its control characters escaped but without the redaction
+/// state: for the panic hook alone, whose text is mlplat's own words and a source location.
+pub fn err_unredacted(text: &str) {
+    let mut out = String::with_capacity(text.len());
+    crate::redact::escape_into(text, &mut out);
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
+}
+
 /// Flushes stdout (after a prompt written with `print!`).
 pub fn flush() -> std::io::Result<()> {
     std::io::stdout().flush()

@@ -123,15 +123,19 @@ fn report_diagnostics(list: &[config::Diagnostic]) -> String {
     shown.join("\n\n")
 }
 
-/// A panic prints where it happened, not its message, which might hold a value, and the
-/// process exits 2 like any error.
+/// A panic prints where it happened, not its message, which might hold a value, nor a
+/// backtrace, and the process exits 2 like any error. The line is written without the
+/// redaction state (it holds no value, only mlplat's own words and a source location): a
+/// panic inside the redaction itself, with its lock held, still ends the process.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let at = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("error: mlplat crashed{at}; this is a bug, please report it");
+        console::err_unredacted(&format!(
+            "error: mlplat crashed{at}; this is a bug, please report it\n"
+        ));
         std::process::exit(2);
     }));
 }

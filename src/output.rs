@@ -921,25 +921,36 @@ fn write_file(path: &Path, bytes: &[u8], _secret: bool) -> Result<(), OutputErro
 /// A fault hook for the kill tests, compiled into debug builds only. Every step of writing an
 /// output directory counts (a file written or linked, the swap, a file deleted): with
 /// `MLPLAT_TEST_FAULT_AT=N` the process aborts at the N-th (as a kill would stop it: nothing is
-/// cleaned up); with `MLPLAT_TEST_FAIL_AT=N` the N-th step fails with an I/O error.
+/// cleaned up); with `MLPLAT_TEST_FAIL_AT=N` the N-th step fails with an I/O error; with
+/// `MLPLAT_TEST_PANIC_AT=N` it panics there, with a message naming the file being written
+/// and the value of `MLPLAT_TEST_PANIC_SECRET`, which the panic hook must not print.
 #[cfg(debug_assertions)]
-fn fault(_step: &str) -> io::Result<()> {
+fn fault(step: &str) -> io::Result<()> {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
     static STEPS: AtomicUsize = AtomicUsize::new(0);
-    static AT: OnceLock<(Option<usize>, Option<usize>)> = OnceLock::new();
-    let (abort_at, fail_at) = AT.get_or_init(|| {
+    type At = (Option<usize>, Option<usize>, Option<usize>);
+    static AT: OnceLock<At> = OnceLock::new();
+    let (abort_at, fail_at, panic_at) = AT.get_or_init(|| {
         let n = |var| std::env::var(var).ok().and_then(|v| v.parse().ok());
-        (n("MLPLAT_TEST_FAULT_AT"), n("MLPLAT_TEST_FAIL_AT"))
+        (
+            n("MLPLAT_TEST_FAULT_AT"),
+            n("MLPLAT_TEST_FAIL_AT"),
+            n("MLPLAT_TEST_PANIC_AT"),
+        )
     });
-    if abort_at.is_none() && fail_at.is_none() {
+    if abort_at.is_none() && fail_at.is_none() && panic_at.is_none() {
         return Ok(());
     }
-    let step = STEPS.fetch_add(1, Ordering::SeqCst) + 1;
-    if *abort_at == Some(step) {
+    let n = STEPS.fetch_add(1, Ordering::SeqCst) + 1;
+    if *abort_at == Some(n) {
         std::process::abort();
     }
-    if *fail_at == Some(step) {
+    if *panic_at == Some(n) {
+        let secret = std::env::var("MLPLAT_TEST_PANIC_SECRET").unwrap_or_default();
+        panic!("injected panic at step {n} ({step}), holding {secret}");
+    }
+    if *fail_at == Some(n) {
         return Err(io::Error::other("injected failure (MLPLAT_TEST_FAIL_AT)"));
     }
     Ok(())

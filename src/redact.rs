@@ -180,7 +180,8 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-fn escape_into(text: &str, out: &mut String) {
+/// `text` with every control character [`needs_escape`] finds shown as `\u{..}`.
+pub(crate) fn escape_into(text: &str, out: &mut String) {
     if !text.chars().any(needs_escape) {
         out.push_str(text);
         return;

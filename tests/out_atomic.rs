@@ -1,8 +1,8 @@
 //! `out/` under concurrency and faults: two renders of different configs racing into one
 //! `out/`, and renders interrupted at every step (a fault hook in the writer of debug builds:
-//! `MLPLAT_TEST_FAULT_AT` aborts, `MLPLAT_TEST_FAIL_AT` fails one step) or killed at random
-//! moments. Each time `out/` must be exactly the old tree or the new one, and the next run must
-//! leave nothing behind.
+//! `MLPLAT_TEST_FAULT_AT` aborts, `MLPLAT_TEST_FAIL_AT` fails one step, `MLPLAT_TEST_PANIC_AT`
+//! panics) or killed at random moments. Each time `out/` must be exactly the old tree or the
+//! new one, and the next run must leave nothing behind.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,8 @@ impl Workspace {
             .stdin(Stdio::null())
             .env_remove("MLPLAT_SECRET_KEY")
             .env_remove("MLPLAT_TEST_FAULT_AT")
-            .env_remove("MLPLAT_TEST_FAIL_AT");
+            .env_remove("MLPLAT_TEST_FAIL_AT")
+            .env_remove("MLPLAT_TEST_PANIC_AT");
         cmd
     }
 
@@ -317,6 +318,46 @@ fn a_failed_step_is_an_error_before_the_swap_and_a_warning_after() {
         errors > 20 && warnings > 20,
         "{errors} errors, {warnings} warnings"
     );
+}
+
+/// A panic, wherever in the writer it happens, prints where it happened and nothing of its
+/// message (here a value no redaction knows of), no backtrace even when asked for one, and
+/// exits 2; `out/` stays the old tree or the new one, and the next run cleans up.
+#[test]
+fn a_panic_prints_where_not_what_and_leaves_a_whole_tree() {
+    let ws = Workspace::new();
+    let (a, b) = references(&ws);
+    let secret = "panic-payload-never-printed-5Tq8Wz";
+    let crash = regex_lite::Regex::new(
+        r"\Aerror: mlplat crashed at src/output\.rs:[0-9]+; this is a bug, please report it\n\z",
+    )
+    .expect("regex");
+    let mut panics = 0;
+    for n in [1, 2, 5, 20, 40] {
+        ws.render("a.yaml", "out");
+        let o = ws.run(
+            &["render", "-c", "b.yaml", "-o", "out"],
+            &[
+                ("MLPLAT_TEST_PANIC_AT", n.to_string()),
+                ("MLPLAT_TEST_PANIC_SECRET", secret.to_owned()),
+                ("RUST_BACKTRACE", "full".to_owned()),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        if o.status.code() == Some(0) {
+            continue; // fewer steps than n
+        }
+        panics += 1;
+        assert_eq!(o.status.code(), Some(2), "step {n}: {stderr}");
+        assert!(crash.is_match(&stderr), "step {n}: {stderr:?}");
+        assert!(!stderr.contains(secret) && !stderr.contains("injected"));
+        assert!(o.stdout.is_empty());
+        let w = which(&snapshot(&ws.path("out")), &a, &b);
+        assert!(w.is_some(), "step {n}: out/ is neither tree");
+        ws.render("a.yaml", "out");
+        assert!(ws.leftovers().is_empty(), "step {n}: {:?}", ws.leftovers());
+    }
+    assert!(panics >= 4, "{panics} panics");
 }
 
 /// SIGKILL at random moments of a render: the same promises.
