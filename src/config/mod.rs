@@ -458,6 +458,14 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     Ok(loaded)
 }
 
+/// [`load`] of a config tree already read (its environment, if any, merged in).
+pub fn load_layered(layered: Layered) -> Result<Loaded, ConfigError> {
+    let path = layered.sources.base().path.clone();
+    let mut loaded = validate(layered)?;
+    loaded.lock = crate::lock::Lock::load(&path)?;
+    Ok(loaded)
+}
+
 /// A config as `render` and `diff` take it without `--env`.
 #[derive(Debug)]
 pub enum Platforms {

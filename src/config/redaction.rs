@@ -16,7 +16,7 @@ use std::path::Path;
 
 use super::layers::Layered;
 use super::schema;
-use crate::redact;
+use crate::{files, redact};
 use crate::yaml::{Node, NodeValue, Pos};
 
 /// The schema's annotation for a key whose value is a secret.
@@ -206,6 +206,63 @@ impl Scan<'_> {
                 }
             }
         }
+    }
+}
+
+/// For a command that shows the config without resolving it (`explain`): reads, as a render
+/// would, every `{fromEnv}` / `{fromFile}` reference in the tree and the platform key, so that
+/// their values are known secrets wherever else they appear written out (a token pasted into
+/// a repository URL). Best effort and silent: what cannot be read is not learned, and is then
+/// the error of the command that needs it. Files are read as a render reads them (regular files
+/// only, at most [`files::MAX_SECRET_BYTES`]).
+pub fn learn_references(layered: &Layered) {
+    let mut key_set = false;
+    let mut stack = vec![(&layered.doc, String::new())];
+    while let Some((node, pointer)) = stack.pop() {
+        if let Some((kind, target)) = reference(node) {
+            key_set |= pointer == "/secrets/key";
+            match kind {
+                "fromEnv" => {
+                    if let Ok(v) = std::env::var(target) {
+                        redact::secret_with_spellings(&v);
+                    }
+                }
+                _ => {
+                    let at = format!("{pointer}/fromFile");
+                    let dir = layered.sources.file_of(&at).path.parent();
+                    learn_file(&dir.unwrap_or(Path::new("")).join(target));
+                }
+            }
+            continue;
+        }
+        match &node.value {
+            NodeValue::Map(entries) => {
+                for (k, v) in entries {
+                    stack.push((v, child(&pointer, &k.name)));
+                }
+            }
+            NodeValue::Seq(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    stack.push((v, format!("{pointer}/{i}")));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !key_set {
+        let base = layered.sources.base().path.parent();
+        learn_file(&base.unwrap_or(Path::new("")).join(super::KEY_FILE));
+    }
+}
+
+/// The value a `fromFile` reads from `path`, if it can be read, made a secret.
+fn learn_file(path: &Path) {
+    redact::secret_file(path);
+    let Ok(bytes) = files::read(path, files::MAX_SECRET_BYTES) else {
+        return;
+    };
+    if let Ok(text) = String::from_utf8(bytes) {
+        redact::secret_with_spellings(text.trim_end_matches(['\n', '\r']));
     }
 }
 
