@@ -1,9 +1,9 @@
 //! Reading the files a user names (configs, overlays, chart values files, the lock file,
-//! `fromFile` references, what is in `out/`): regular files only, never more than a limit,
-//! and never a wait. A FIFO, a device or a directory is refused without being read (it is
-//! opened non-blocking, then looked at); so is a kernel pseudo-file such as
-//! `/proc/self/environ`, whose size says 0 while it has content. A file is read up to the size
-//! it had when opened, and refused when that is over the limit.
+//! `fromFile` references, what is in `out/`, chart archives in the cache): regular files only,
+//! never more than a limit, and never a wait. A FIFO, a device or a directory is refused
+//! without being read (it is opened non-blocking, then looked at); so is a kernel pseudo-file
+//! such as `/proc/self/environ`, whose size says 0 while it has content. A file is read up to
+//! the size it had when opened, and refused when that is over the limit.
 //!
 //! Text must be UTF-8: a UTF-16 file, a NUL byte or an invalid byte is an error with its line
 //! and column.
@@ -21,6 +21,8 @@ pub const MAX_YAML_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
 /// The largest file `render --check` or `diff` reads from `out/`: mlplat writes none this big.
 pub const MAX_OUTPUT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest chart archive read from the chart cache (the published ones are well under 1 MiB).
+pub const MAX_ARCHIVE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why a file could not be read.
 #[derive(Debug)]
