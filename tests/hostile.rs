@@ -462,17 +462,23 @@ fn explain_shows_an_inline_secret_as_its_fingerprint() {
 #[test]
 fn a_permissive_umask_does_not_open_out() {
     let ws = Workspace::new();
-    let status = Command::new("sh")
+    // Into a directory whose parents do not exist yet: they are made too, with the same mode.
+    let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "umask 000 && exec '{BIN}' render -c good.yaml -o fresh"
+            "umask 000 && exec '{BIN}' render -c good.yaml -o made/for/fresh"
         ))
         .current_dir(ws.dir.path())
+        .env_remove("MLPLAT_SECRET_KEY")
         .env("MLPLAT_TEST_PASSWORD", "planted-env-password-9Hs3Fq7Yp")
-        .status()
+        .output()
         .expect("sh");
-    assert!(status.success());
-    let mut stack = vec![ws.path("fresh")];
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for parent in ["made", "made/for"] {
+        let m = std::fs::metadata(ws.path(parent)).expect("meta");
+        assert_eq!(mode(&m), 0o755, "{parent}");
+    }
+    let mut stack = vec![ws.path("made/for/fresh")];
     let mut seen = 0;
     while let Some(dir) = stack.pop() {
         let m = std::fs::metadata(&dir).expect("meta");
