@@ -634,7 +634,7 @@ mod tests {
             version: "1.2.3".into(),
             sha256: digest(b"archive"),
         };
-        let status = std::process::Command::new("mkfifo")
+        let status = Command::new("mkfifo")
             .arg(archive_path(dir.path(), &pin))
             .status()
             .unwrap();

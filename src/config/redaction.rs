@@ -16,8 +16,8 @@ use std::path::Path;
 
 use super::layers::Layered;
 use super::schema;
-use crate::{files, redact};
 use crate::yaml::{Node, NodeValue, Pos};
+use crate::{files, redact};
 
 /// The schema's annotation for a key whose value is a secret.
 pub const SECRET_MARK: &str = "x-mlplat-secret";
