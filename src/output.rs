@@ -1080,6 +1080,51 @@ mod tests {
         assert_eq!(names(tmp.path()), ["elsewhere", "out"]);
     }
 
+    /// A FIFO in `out/` is never opened for reading, so nothing waits for a writer: at a path
+    /// of the tree it is drift and a render replaces it; as the marker it makes the directory
+    /// not mlplat's. Run on a thread with a deadline, so a wait fails the test instead of
+    /// hanging it.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_out_is_drift_or_refused_never_a_wait() {
+        fn mkfifo(p: &Path) {
+            let status = std::process::Command::new("mkfifo")
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(status.success(), "mkfifo {}", p.display());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let tmp = tempfile::tempdir().unwrap();
+            let out = tmp.path().join("out");
+            write(&tree(), &out).unwrap();
+            std::fs::remove_file(out.join("a/x.yaml")).unwrap();
+            mkfifo(&out.join("a/x.yaml"));
+            let drift = check(&tree(), &out).unwrap();
+            assert_eq!(drift.changed, ["a/x.yaml"]);
+            assert!(write(&tree(), &out).unwrap(), "the FIFO is replaced");
+            assert!(
+                std::fs::symlink_metadata(out.join("a/x.yaml"))
+                    .unwrap()
+                    .is_file()
+            );
+            assert!(check(&tree(), &out).unwrap().is_empty());
+
+            let mine = tmp.path().join("mine");
+            std::fs::create_dir(&mine).unwrap();
+            std::fs::write(mine.join("precious.txt"), "keep").unwrap();
+            mkfifo(&mine.join(MARKER));
+            let err = write(&tree(), &mine).unwrap_err();
+            assert!(matches!(err, OutputError::BadMarker { .. }), "{err}");
+            assert_eq!(std::fs::read(mine.join("precious.txt")).unwrap(), b"keep");
+            tx.send(()).unwrap();
+        });
+        // Generous: the work is milliseconds; only a wait on the FIFO takes this long.
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the checks finished (a FIFO was waited on, or the thread failed)");
+    }
+
     #[test]
     fn refuses_a_directory_it_did_not_write() {
         let tmp = tempfile::tempdir().unwrap();
