@@ -136,7 +136,7 @@ impl Workspace {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run mlplat");
+        let out = output_within(cmd, &args.join(" "));
         let mut printed = out.stdout.clone();
         printed.extend_from_slice(&out.stderr);
         self.printed.push((args.join(" "), printed));
@@ -166,6 +166,29 @@ impl Workspace {
             }
         }
         out
+    }
+}
+
+/// Runs `cmd` to its end, or fails the test if it has not ended within a minute (killing it):
+/// a wait on a FIFO, or any other unbounded work, is then a failure, not a hung test. A run
+/// takes milliseconds; the minute is only for a machine under load.
+fn output_within(mut cmd: Command, what: &str) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mlplat");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out.expect("wait for mlplat"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("`mlplat {what}` did not finish within 60 s: it waits or works without bound");
+        }
     }
 }
 
