@@ -639,7 +639,9 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let err = verified_archive(&cx, "demo", &chart(), Some(&pin))
+        let mut lock = Lock::default();
+        lock.set_chart_pin(pin);
+        let err = verified_archive(&cx, "demo", &chart(), &lock)
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a regular file (a FIFO)"), "{err}");
