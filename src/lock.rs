@@ -303,9 +303,9 @@ mod tests {
             ),
             "{err}"
         );
-        let err = load_err("charts:\n  airflow: {repository: r, chart: c, version: v}\n");
+        let err = load_err("charts:\n  - {repository: r, chart: c, version: v}\n");
         assert!(
-            err.starts_with("DIR/p.lock.yaml:2:12: charts.airflow: missing field `sha256`"),
+            err.starts_with("DIR/p.lock.yaml:2:5: charts[0]: missing field `sha256`"),
             "{err}"
         );
     }
