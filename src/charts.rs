@@ -619,31 +619,39 @@ mod tests {
         assert!(matches!(err, ChartError::PinDiffers { .. }), "{err}");
     }
 
-    /// A FIFO where the archive should be is refused at once, not waited on.
+    /// A FIFO where the archive should be is refused at once, not waited on (on a thread with
+    /// a deadline, so a wait fails the test instead of hanging it).
     #[cfg(unix)]
     #[test]
     fn a_fifo_in_the_cache_is_refused_not_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let cx = Context {
-            config: Path::new("p.yaml"),
-            cache: dir.path(),
-        };
-        let pin = ChartPin {
-            repository: "https://charts.example.com".into(),
-            chart: "demo".into(),
-            version: "1.2.3".into(),
-            sha256: digest(b"archive"),
-        };
-        let status = Command::new("mkfifo")
-            .arg(archive_path(dir.path(), &pin))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let mut lock = Lock::default();
-        lock.set_chart_pin(pin);
-        let err = verified_archive(&cx, "demo", &chart(), &lock)
-            .unwrap_err()
-            .to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let cx = Context {
+                config: Path::new("p.yaml"),
+                cache: dir.path(),
+            };
+            let pin = ChartPin {
+                repository: "https://charts.example.com".into(),
+                chart: "demo".into(),
+                version: "1.2.3".into(),
+                sha256: digest(b"archive"),
+            };
+            let status = Command::new("mkfifo")
+                .arg(archive_path(dir.path(), &pin))
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let mut lock = Lock::default();
+            lock.set_chart_pin(pin);
+            let err = verified_archive(&cx, "demo", &chart(), &lock)
+                .unwrap_err()
+                .to_string();
+            tx.send(err).unwrap();
+        });
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("refused (the FIFO was waited on, or the thread failed)");
         assert!(err.contains("not a regular file (a FIFO)"), "{err}");
     }
 }
