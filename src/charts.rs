@@ -262,9 +262,10 @@ fn verify(
     pin: &ChartPin,
 ) -> Result<PathBuf, ChartError> {
     let path = archive_path(cx.cache, pin);
-    let bytes = match std::fs::read(&path) {
+    // A regular file only: anything else in the cache (a FIFO) is an error, never a wait.
+    let bytes = match crate::files::read(&path, crate::files::MAX_ARCHIVE_BYTES) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             return Err(ChartError::NotCached {
                 tool: tool.to_owned(),
                 chart: label(chart),
@@ -272,7 +273,7 @@ fn verify(
                 config: cx.config.to_path_buf(),
             });
         }
-        Err(e) => return Err(io(&path)(e)),
+        Err(e) => return Err(io(&path)(e.into_io())),
     };
     let actual = digest(&bytes);
     if actual != pin.sha256 {
@@ -616,5 +617,41 @@ mod tests {
         };
         let err = verified_archive(&cx, "demo", &chart(), &lock_of(&older)).unwrap_err();
         assert!(matches!(err, ChartError::PinDiffers { .. }), "{err}");
+    }
+
+    /// A FIFO where the archive should be is refused at once, not waited on (on a thread with
+    /// a deadline, so a wait fails the test instead of hanging it).
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_the_cache_is_refused_not_read() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let cx = Context {
+                config: Path::new("p.yaml"),
+                cache: dir.path(),
+            };
+            let pin = ChartPin {
+                repository: "https://charts.example.com".into(),
+                chart: "demo".into(),
+                version: "1.2.3".into(),
+                sha256: digest(b"archive"),
+            };
+            let status = Command::new("mkfifo")
+                .arg(archive_path(dir.path(), &pin))
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let mut lock = Lock::default();
+            lock.set_chart_pin(pin);
+            let err = verified_archive(&cx, "demo", &chart(), &lock)
+                .unwrap_err()
+                .to_string();
+            tx.send(err).unwrap();
+        });
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("refused (the FIFO was waited on, or the thread failed)");
+        assert!(err.contains("not a regular file (a FIFO)"), "{err}");
     }
 }

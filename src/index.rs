@@ -73,25 +73,54 @@ pub fn seal(tree: &mut Tree, inputs: &str) {
     tree.insert(MARKER, text.into_bytes(), false);
 }
 
-/// The index in `dir`'s marker file, if it has one that parses.
+/// The index in `dir`'s marker file, if it is a regular file holding one.
 pub fn read(dir: &Path) -> Option<Index> {
-    let text = std::fs::read_to_string(dir.join(MARKER)).ok()?;
-    let mut index = Index {
-        version: String::new(),
-        inputs: String::new(),
-        files: BTreeMap::new(),
-    };
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        if let Some(path_hash) = line.strip_prefix("  ") {
-            let (path, hash) = path_hash.rsplit_once(": ")?;
-            index.files.insert(path.to_owned(), hash.to_owned());
-        } else if let Some(v) = line.strip_prefix("mlplat: ") {
-            index.version = v.to_owned();
-        } else if let Some(v) = line.strip_prefix("inputs: ") {
-            index.inputs = v.to_owned();
-        }
+    let bytes = crate::files::open_regular(&dir.join(MARKER), false)
+        .ok()?
+        .read(crate::files::MAX_OUTPUT_BYTES)
+        .ok()?;
+    parse(&String::from_utf8(bytes).ok()?)
+}
+
+/// An index as [`seal`] writes it, and nothing else: its header, the version, the inputs
+/// digest, then one `  path: sha256` line per file, each path a plain relative one (no `..`,
+/// no `.`, not absolute, no empty part): a marker written by hand, or one that would reach
+/// outside its directory, is no index.
+pub fn parse(text: &str) -> Option<Index> {
+    let body = text.strip_prefix(HEADER)?;
+    let mut lines = body.lines();
+    let version = lines.next()?.strip_prefix("mlplat: ")?;
+    let inputs = lines.next()?.strip_prefix("inputs: ")?;
+    let digest = inputs.strip_prefix("hmac-sha256:")?;
+    if version.is_empty() || !is_hex(digest) || lines.next()? != "files:" {
+        return None;
     }
-    (!index.version.is_empty()).then_some(index)
+    let mut files = BTreeMap::new();
+    for line in lines {
+        let (path, hash) = line.strip_prefix("  ")?.rsplit_once(": ")?;
+        if hash.len() != 64 || !is_hex(hash) || !plain_relative(path) {
+            return None;
+        }
+        files.insert(path.to_owned(), hash.to_owned());
+    }
+    text.ends_with('\n').then_some(Index {
+        version: version.to_owned(),
+        inputs: inputs.to_owned(),
+        files,
+    })
+}
+
+fn is_hex(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `a/b.yaml`: no empty part, no `.` or `..`, nothing a path could escape with.
+fn plain_relative(path: &str) -> bool {
+    path.split('/')
+        .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains(['\\', '\0']))
+        && path != MARKER
 }
 
 /// The files of `dir` whose bytes no longer match the index: edited by hand (or deleted).
@@ -100,7 +129,9 @@ pub fn edited_by_hand(dir: &Path, index: &Index) -> Vec<String> {
         .files
         .iter()
         .filter(|(path, hash)| {
-            std::fs::read(dir.join(path.as_str())).map_or(true, |b| sha256(&b) != **hash)
+            crate::files::open_regular(&dir.join(path.as_str()), false)
+                .and_then(|f| f.read(crate::files::MAX_OUTPUT_BYTES))
+                .map_or(true, |b| sha256(&b) != **hash)
         })
         .map(|(path, _)| path.clone())
         .collect()
@@ -126,5 +157,28 @@ mod tests {
         assert!(edited_by_hand(&out, &index).is_empty());
         std::fs::write(out.join("a/x.yaml"), "x: 2\n").unwrap();
         assert_eq!(edited_by_hand(&out, &index), vec!["a/x.yaml"]);
+    }
+
+    #[test]
+    fn only_an_index_as_mlplat_writes_it_parses() {
+        let mut tree = Tree::new();
+        tree.insert("a/x.yaml", b"x: 1\n".to_vec(), false);
+        seal(&mut tree, "hmac-sha256:00");
+        let text = String::from_utf8(tree.files[MARKER].bytes.clone()).unwrap();
+        assert_eq!(parse(&text).unwrap().files.len(), 1);
+        for bad in [
+            String::new(),
+            "# Written by mlplat\n".to_owned(),
+            text.replace("a/x.yaml", "../x.yaml"),
+            text.replace("a/x.yaml", "/etc/x"),
+            text.replace("a/x.yaml", "a//x.yaml"),
+            text.replace("a/x.yaml", "./x.yaml"),
+            text.replace(": ", ":"),
+            text.trim_end().to_owned(),
+            text.replace("hmac-sha256:00", "whatever"),
+            format!("{text}  extra\n"),
+        ] {
+            assert!(parse(&bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -3,6 +3,14 @@
 //! The pipeline, one module per stage: [`config`] → [`backends`] → [`secrets`] → [`tools`] →
 //! [`delivery`] → [`output`], run end to end by [`render`]. [`yaml`] reads YAML with source
 //! positions and writes it deterministically; [`templates`] holds the minijinja templates.
+//!
+//! Nothing leaves the process unredacted: inside this crate `println!`, `eprintln!`, `print!`
+//! and `eprint!` are [`console`]'s, which pass every text through [`redact`] (known secrets
+//! become fingerprints, control characters are escaped); clippy forbids the standard ones here.
+#![warn(clippy::disallowed_macros, clippy::disallowed_methods)]
+
+#[macro_use]
+mod console;
 
 pub mod aws;
 pub mod backends;
@@ -12,9 +20,11 @@ pub mod commands;
 pub mod config;
 pub mod delivery;
 pub mod diff;
+pub mod files;
 pub mod index;
 pub mod lock;
 pub mod output;
+pub mod redact;
 pub mod render;
 pub mod secret_delivery;
 pub mod secrets;
@@ -28,7 +38,21 @@ pub mod yaml;
 pub fn main_with(run: fn(cli::Cli) -> anyhow::Result<commands::Outcome>) -> std::process::ExitCode {
     use clap::Parser;
     install_panic_hook();
-    match run(cli::Cli::parse()) {
+    // Known before anything is read: the key in the environment is never printed, whatever
+    // file an error quotes.
+    if let Some(key) = std::env::var_os(config::KEY_ENV) {
+        redact::secret(&key.to_string_lossy());
+    }
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version: clap's own output
+        Err(e) => {
+            // Through the redacting console like any error (the arguments are quoted in it).
+            eprint!("{}", e.render());
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(cli) {
         Ok(outcome) => std::process::ExitCode::from(outcome.code()),
         Err(err) => {
             eprintln!("{}", error_report(&err));
@@ -37,16 +61,24 @@ pub fn main_with(run: fn(cli::Cli) -> anyhow::Result<commands::Outcome>) -> std:
     }
 }
 
+/// At most this many problems are printed; the rest are counted.
+const MAX_SHOWN: usize = 20;
+
 /// The text printed for an error: diagnostics as they are, anything else as `error: ` and
 /// its cause chain.
 pub fn error_report(err: &anyhow::Error) -> String {
-    if let Some(config::ConfigError::Invalid(d)) = err.downcast_ref::<config::ConfigError>() {
-        return d
-            .0
-            .iter()
-            .map(|d| format!("error: {d}"))
-            .collect::<Vec<_>>()
-            .join("\n\n");
+    let diagnostics = match err.downcast_ref::<config::ConfigError>() {
+        Some(config::ConfigError::Invalid(d)) => Some(d.0.as_slice()),
+        Some(config::ConfigError::Lock(lock::LockError::Invalid(d))) => {
+            Some(std::slice::from_ref(d.as_ref()))
+        }
+        _ => match err.downcast_ref::<lock::LockError>() {
+            Some(lock::LockError::Invalid(d)) => Some(std::slice::from_ref(d.as_ref())),
+            _ => None,
+        },
+    };
+    if let Some(list) = diagnostics {
+        return report_diagnostics(list);
     }
     // The cause chain, each cause once: many errors already quote their source.
     let mut text = String::from("error: ");
@@ -65,15 +97,45 @@ pub fn error_report(err: &anyhow::Error) -> String {
     text
 }
 
-/// A panic prints where it happened, not its message, which might hold a value, and the
-/// process exits 2 like any error.
+/// Each problem once (a file that holds a secret says so once, whatever was wrong in it), the
+/// first [`MAX_SHOWN`] of them.
+fn report_diagnostics(list: &[config::Diagnostic]) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut texts = std::collections::HashSet::new();
+    let mut shown: Vec<String> = Vec::new();
+    let mut more = 0;
+    for d in list.iter().filter(|d| seen.insert(*d)) {
+        if shown.len() < MAX_SHOWN {
+            let text = format!("error: {d}");
+            if texts.insert(text.clone()) {
+                shown.push(text);
+            }
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        shown.push(format!(
+            "error: and {more} more problems ({} in all): fix these and run again",
+            more + MAX_SHOWN
+        ));
+    }
+    shown.join("\n\n")
+}
+
+/// A panic prints where it happened, not its message, which might hold a value, nor a
+/// backtrace, and the process exits 2 like any error. The line is written without the
+/// redaction state (it holds no value, only mlplat's own words and a source location): a
+/// panic inside the redaction itself, with its lock held, still ends the process.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let at = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("error: mlplat crashed{at}; this is a bug, please report it");
+        console::err_unredacted(&format!(
+            "error: mlplat crashed{at}; this is a bug, please report it\n"
+        ));
         std::process::exit(2);
     }));
 }

@@ -16,6 +16,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::diagnostic::{Diagnostic, key_path};
+use crate::yaml::{self, Node, NodeValue};
+
+/// The components whose secrets mlplat derives: the first part of every secret's name.
+pub const SECRET_COMPONENTS: &[&str] = &["airflow", "jupyterhub", "mlflow", "postgres", "rds"];
+
 const HEADER: &str = "# Written by mlplat (provision, rotate, charts pull). Commit it beside the config; it holds no secret.\n";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -65,13 +71,9 @@ pub enum LockError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}:{}:{}: {message}", path.display(), line, col)]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        col: usize,
-        message: String,
-    },
+    /// A problem in the lock file, at its line and key.
+    #[error("{0}")]
+    Invalid(Box<Diagnostic>),
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -89,27 +91,93 @@ pub fn path_for(config: &Path) -> PathBuf {
 }
 
 impl Lock {
-    /// Reads the lock file of `config`; a missing file is an empty lock.
+    /// Reads the lock file of `config`; a missing file is an empty lock. Every problem points
+    /// at its line and key: an unknown key, a generation that is not a whole number from 1, a
+    /// name that is no secret of mlplat's.
     pub fn load(config: &Path) -> Result<Lock, LockError> {
         let path = path_for(config);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lock::default()),
-            Err(source) => return Err(LockError::Read { path, source }),
+        let text = match crate::config::layers::read_yaml(&path) {
+            Ok(Ok(t)) => t,
+            Ok(Err(d)) => return Err(LockError::Invalid(Box::new(d))),
+            Err(e) if e.is_not_found() => return Ok(Lock::default()),
+            Err(e) => {
+                return Err(LockError::Read {
+                    path,
+                    source: e.into_io(),
+                });
+            }
         };
-        let invalid = |line, col, message: String| LockError::Invalid {
-            path: path.clone(),
-            line,
-            col,
-            message,
-        };
-        let doc = crate::yaml::parse_document(&text)
-            .map_err(|e| invalid(e.pos().line, e.pos().col, e.to_string()))?;
-        if doc.to_json().is_null() {
+        let doc = yaml::parse_document(&text).map_err(|e| {
+            LockError::Invalid(Box::new(
+                Diagnostic::new(&path, e.to_string()).at(e.pos(), &text),
+            ))
+        })?;
+        if doc.value == NodeValue::Null {
             return Ok(Lock::default());
         }
-        serde_json::from_value(doc.to_json())
-            .map_err(|e| invalid(doc.pos.line, doc.pos.col, e.to_string()))
+        let invalid = |pointer: &str, pos, message: String| {
+            LockError::Invalid(Box::new(
+                Diagnostic::new(&path, message)
+                    .at(pos, &text)
+                    .key(key_path(pointer)),
+            ))
+        };
+        let lock: Lock = yaml::from_node(&doc)
+            .map_err(|e| invalid(&e.pointer, e.pos.unwrap_or(doc.pos), e.message.clone()))?;
+        if let Some(Node {
+            value: NodeValue::Map(entries),
+            ..
+        }) = doc.pointer("/secrets/generations")
+        {
+            for (key, node) in entries {
+                let pointer = format!(
+                    "/secrets/generations/{}",
+                    key.name.replace('~', "~0").replace('/', "~1")
+                );
+                if !is_secret_name(&key.name) {
+                    return Err(invalid(
+                        &pointer,
+                        key.pos,
+                        format!(
+                            "{} is not the name of a secret mlplat derives (they start with {}/)",
+                            yaml::quote(&key.name),
+                            SECRET_COMPONENTS.join("/, ")
+                        ),
+                    ));
+                }
+                if node.value == NodeValue::Int(0) {
+                    return Err(invalid(
+                        &pointer,
+                        node.pos,
+                        "generation 0: generations start at 1 (`mlplat rotate` bumps them)"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+        Ok(lock)
+    }
+
+    /// The position of the generation of `name` in the lock file of `config`, for a message
+    /// about it.
+    pub fn diagnostic_at(config: &Path, name: &str, message: String) -> Diagnostic {
+        let path = path_for(config);
+        let text = crate::files::read(&path, crate::files::MAX_YAML_BYTES)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        let pos = yaml::parse_document(&text)
+            .ok()
+            .and_then(|doc| doc.key_pos("/secrets/generations", name));
+        let pointer = format!(
+            "/secrets/generations/{}",
+            name.replace('~', "~0").replace('/', "~1")
+        );
+        let d = Diagnostic::new(&path, message).key(key_path(&pointer));
+        match pos {
+            Some(pos) => d.at(pos, &text),
+            None => d,
+        }
     }
 
     /// Writes the lock file of `config` atomically (a temporary file renamed over it).
@@ -121,7 +189,7 @@ impl Lock {
         };
         #[allow(clippy::expect_used)] // a struct of maps and strings always serializes
         let value = serde_json::to_value(self).expect("lock serializes");
-        let text = format!("{HEADER}{}", crate::yaml::to_yaml_string(&value));
+        let text = format!("{HEADER}{}", yaml::to_yaml_string(&value));
         let tmp = path.with_extension("yaml.mlplat-tmp");
         std::fs::write(&tmp, text).map_err(err)?;
         std::fs::rename(&tmp, &path).map_err(err)
@@ -149,6 +217,12 @@ impl Lock {
     pub fn generation(&self, name: &str) -> u32 {
         self.secrets.generations.get(name).copied().unwrap_or(1)
     }
+}
+
+/// A name mlplat may derive a secret under: `<component>/<something>`.
+pub fn is_secret_name(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(c, rest)| SECRET_COMPONENTS.contains(&c) && !rest.is_empty())
 }
 
 #[cfg(test)]
@@ -198,12 +272,41 @@ mod tests {
         assert_eq!(Lock::load(&config).unwrap(), lock);
     }
 
-    #[test]
-    fn a_broken_lock_file_names_its_line() {
+    fn load_err(text: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("p.yaml");
-        std::fs::write(dir.path().join("p.lock.yaml"), "secrets:\n  bogus: 1\n").unwrap();
+        std::fs::write(dir.path().join("p.lock.yaml"), text).unwrap();
         let err = Lock::load(&config).unwrap_err().to_string();
-        assert!(err.contains("p.lock.yaml:1:1"), "{err}");
+        err.replace(&dir.path().display().to_string(), "DIR")
+    }
+
+    #[test]
+    fn a_broken_lock_file_names_its_line_and_key() {
+        let err = load_err("secrets:\n  bogus: 1\n");
+        assert!(
+            err.starts_with("DIR/p.lock.yaml:2:3: secrets: unknown field `bogus`"),
+            "{err}"
+        );
+        let err = load_err("secrets:\n  generations:\n    airflow/fernet-key: 0\n");
+        assert!(
+            err.starts_with(
+                "DIR/p.lock.yaml:3:25: secrets.generations.airflow/fernet-key: generation 0"
+            ),
+            "{err}"
+        );
+        let err = load_err("secrets:\n  generations:\n    airflow/fernet-key: -2\n");
+        assert!(err.starts_with("DIR/p.lock.yaml:3:25: "), "{err}");
+        let err = load_err("secrets:\n  generations:\n    foo/bar: 2\n");
+        assert!(
+            err.starts_with(
+                "DIR/p.lock.yaml:3:5: secrets.generations.foo/bar: `foo/bar` is not the name"
+            ),
+            "{err}"
+        );
+        let err = load_err("charts:\n  - {repository: r, chart: c, version: v}\n");
+        assert!(
+            err.starts_with("DIR/p.lock.yaml:2:5: charts[0]: missing field `sha256`"),
+            "{err}"
+        );
     }
 }

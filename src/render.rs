@@ -28,7 +28,11 @@ pub fn render_report(loaded: &Loaded) -> Result<Report, RenderError> {
     let prepared = prepare(loaded)?;
     let manifests = crate::charts::inflate::run_all(&prepared.jobs)?;
     let unchecked = prepared.unchecked.clone();
-    let (tree, _, _) = finish(loaded, prepared, manifests)?;
+    let (tree, _, derived) = finish(loaded, prepared, manifests)?;
+    // One environment alone cannot judge names the others may use.
+    if loaded.environment.is_none() {
+        check_lock_names(loaded, &[&derived])?;
+    }
     Ok(Report { tree, unchecked })
 }
 
@@ -49,15 +53,60 @@ pub fn render_environments_report(envs: &[(String, Loaded)]) -> Result<Report, R
     let mut manifests = crate::charts::inflate::run_all(&jobs)?.into_iter();
     let mut tree = Tree::new();
     let mut unchecked = Vec::new();
+    let mut derived = Vec::new();
     for ((name, loaded), p) in envs.iter().zip(prepared) {
         unchecked.extend(p.unchecked.iter().cloned());
         let mine: Vec<_> = manifests.by_ref().take(p.jobs.len()).collect();
-        let (env_tree, _, _) = finish(loaded, p, mine)?;
+        let (env_tree, _, env_derived) = finish(loaded, p, mine)?;
         for (path, file) in env_tree.files {
             tree.files.insert(format!("{name}/{path}"), file);
         }
+        derived.push(env_derived);
+    }
+    if let Some((_, first)) = envs.first() {
+        let all: Vec<_> = derived.iter().collect();
+        check_lock_names(first, &all)?;
     }
     Ok(Report { tree, unchecked })
+}
+
+/// The lock's generations must name secrets the platform derives: a typo or a stale name is an
+/// error at its line. Only the components the render derived something for are judged (a
+/// disabled tool keeps its rotations for when it comes back).
+pub fn check_lock_names(
+    loaded: &Loaded,
+    derived: &[&std::collections::BTreeMap<String, crate::secrets::Secret>],
+) -> Result<(), RenderError> {
+    let component = |name: &str| name.split('/').next().unwrap_or_default().to_owned();
+    let judged: std::collections::BTreeSet<String> = derived
+        .iter()
+        .flat_map(|d| d.keys())
+        .map(|n| component(n))
+        .collect();
+    for name in loaded.lock.secrets.generations.keys() {
+        if judged.contains(&component(name)) && !derived.iter().any(|d| d.contains_key(name)) {
+            let mut known: Vec<&str> = derived
+                .iter()
+                .flat_map(|d| d.keys())
+                .filter(|n| component(n) == component(name))
+                .map(String::as_str)
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            let message = format!(
+                "{} is not a secret this platform derives; its {} secrets are: {}",
+                crate::yaml::quote(name),
+                component(name),
+                known.join(", ")
+            );
+            return Err(crate::lock::LockError::Invalid(Box::new(
+                crate::lock::Lock::diagnostic_at(&loaded.file, name, message)
+                    .help("fix the name, or remove the line if the secret is gone"),
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// A render with what went into it, for the commands that need more than the files.

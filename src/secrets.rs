@@ -147,6 +147,8 @@ impl Deriver {
             Policy::Password => stream.chars(PASSWORD_CHARS, PASSWORD_LEN),
             Policy::RdsPassword => stream.chars(RDS_PASSWORD_CHARS, PASSWORD_LEN),
         };
+        // Never printed from now on, in any of the spellings it is written in.
+        crate::redact::secret_with_spellings(&value);
         Secret(value)
     }
 }

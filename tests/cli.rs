@@ -326,7 +326,17 @@ fn check_exit_codes_follow_the_state_of_out() {
     let bad = ws.run(&["render", "-c", "bad.yaml", "-o", "out", "--check"], &[]);
     assert_eq!(bad.status.code(), Some(2));
 
-    // Rendering again repairs everything.
+    // A render deletes only what mlplat wrote: the stray file stops it, and nothing changes.
+    let refused = ws.run(&["render", "-c", "local.yaml", "-o", "out"], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr).trim_end(),
+        "error: out holds files mlplat did not write (mlflow/stray.yaml): move them out of it, mlplat replaces out whole and deletes only the files its index lists"
+    );
+    assert_eq!(ws.snapshot(), before);
+
+    // Once it is moved away, rendering again repairs everything.
+    std::fs::remove_file(ws.path("out/mlflow/stray.yaml")).expect("rm");
     assert_eq!(
         ws.run(&["render", "-c", "local.yaml", "-o", "out"], &[])
             .status

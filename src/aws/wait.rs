@@ -4,7 +4,7 @@
 //! tests can drive the loop with a paced fake.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+
 use std::time::{Duration, Instant};
 
 use super::AwsError;
@@ -167,7 +167,7 @@ pub struct Progress {
 impl Default for Progress {
     fn default() -> Self {
         Progress {
-            tty: std::io::stderr().is_terminal(),
+            tty: crate::console::stderr_is_terminal(),
             last: BTreeMap::new(),
         }
     }
@@ -179,16 +179,12 @@ impl Progress {
             "mlplat: {verb} RDS instance {id}: {status} ({} elapsed)",
             Elapsed(elapsed)
         );
-        let mut err = std::io::stderr().lock();
         if self.tty {
-            let _ = write!(err, "\r\x1b[K{line}");
-            if matches!(status, "available" | "deleted") {
-                let _ = writeln!(err);
-            }
+            let done = matches!(status, "available" | "deleted");
+            crate::console::rewrite_line(format_args!("{line}"), done);
         } else if self.last.get(id).map(String::as_str) != Some(status) {
-            let _ = writeln!(err, "{line}");
+            eprintln!("{line}");
         }
-        let _ = err.flush();
         self.last.insert(id.to_owned(), status.to_owned());
     }
 }

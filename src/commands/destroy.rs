@@ -2,7 +2,7 @@
 //! or a confirmation on a terminal. Deletion protection and a non-empty bucket without
 //! `forceDestroy` stop it before anything is deleted.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::bail;
 
@@ -42,7 +42,7 @@ pub fn run(args: &DestroyArgs) -> anyhow::Result<Outcome> {
                 bail!("destroy deletes databases and artifacts: pass --yes to confirm");
             }
             print!("Delete them? Type `yes`: ");
-            std::io::stdout().flush()?;
+            crate::console::flush()?;
             let mut answer = String::new();
             std::io::stdin().lock().read_line(&mut answer)?;
             if answer.trim() != "yes" {

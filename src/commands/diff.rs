@@ -30,7 +30,9 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
         },
     };
     let tree = &report.tree;
+    let reading = crate::output::OutLock::shared(&args.out, super::render::waiting)?;
     let on_disk = read_dir(&dir, tree)?;
+    drop(reading);
     let changes = diff(&on_disk, tree);
     let out = dir.display();
     let outcome = if changes.is_empty() {
@@ -69,7 +71,21 @@ fn read_dir(dir: &Path, tree: &Tree) -> anyhow::Result<BTreeMap<String, Side>> {
                 stack.push((entry.path(), rel));
                 continue;
             }
-            let bytes = fs_err::read(entry.path())?;
+            // Only regular files are read (a FIFO would block): anything else is reported,
+            // and a fresh render would replace it.
+            let bytes = match crate::files::open_regular(&entry.path(), false) {
+                Ok(f) => f
+                    .read(crate::files::MAX_OUTPUT_BYTES)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", entry.path().display()))?,
+                Err(crate::files::ReadError::NotRegular(kind)) => {
+                    eprintln!(
+                        "warning: {} is not a regular file ({kind}): a render would replace it",
+                        entry.path().display()
+                    );
+                    continue;
+                }
+                Err(e) => anyhow::bail!("{}: {e}", entry.path().display()),
+            };
             let secret = tree.files.get(&rel).is_some_and(|f| f.secret);
             out.insert(rel, Side { bytes, secret });
         }

@@ -83,6 +83,7 @@ pub(crate) fn render_error(err: RenderError) -> anyhow::Error {
             crate::config::ConfigError::Invalid(d).into()
         }
         RenderError::Chart(e) => e.into(),
+        RenderError::Lock(e) => e.into(),
         e @ RenderError::Unprovisioned(_) => anyhow::Error::new(e),
         other => {
             anyhow::Error::new(other).context("internal error while rendering (please report it)")

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::Outcome;
 use crate::cli::RenderArgs;
 use crate::config::{Loaded, Platforms};
-use crate::output::Tree;
+use crate::output::{OutLock, Tree};
 use crate::{config, output, render};
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
@@ -63,20 +63,25 @@ fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Resul
     let report = render::render_report(loaded).map_err(super::render_error)?;
     let tree = &report.tree;
     if args.check {
-        let outcome = check(tree, target, &[(String::new(), target.dir.clone())])?;
+        let outcome = {
+            let _reading = OutLock::shared(&args.out, waiting)?;
+            check(tree, target, &[(String::new(), target.dir.clone())])?
+        };
         super::note_unchecked(&loaded.file, &report);
         return Ok(outcome);
     }
+    let lock = OutLock::exclusive(&args.out, waiting)?;
     if loaded.environment.is_some() {
-        output::ensure_root(&args.out)?;
+        output::ensure_root(&args.out, &lock)?;
     }
-    let written = output::write(tree, &target.dir)?;
+    let written = output::write_locked(tree, &target.dir, &lock)?;
+    drop(lock);
     let dirs: Vec<&str> = tree
         .files
         .keys()
         .filter_map(|p| p.strip_suffix("/kustomization.yaml"))
         .collect();
-    report_written(written, &target.dir, tree.files.len(), &dirs);
+    report_written(&written, &target.dir, tree.files.len(), &dirs);
     warn_if_no_tool(loaded, &target.dir);
     warn_if_tracked(&[loaded], &target.dir);
     super::note_unchecked(&loaded.file, &report);
@@ -94,13 +99,18 @@ fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
             .iter()
             .map(|(env, _)| (format!("{env}/"), args.out.join(env)))
             .collect();
-        let outcome = check(tree, &target, &indexes)?;
+        let outcome = {
+            let _reading = OutLock::shared(&args.out, waiting)?;
+            check(tree, &target, &indexes)?
+        };
         super::note_unchecked(&args.config, &report);
         return Ok(outcome);
     }
-    let written = output::write(tree, &args.out)?;
+    let lock = OutLock::exclusive(&args.out, waiting)?;
+    let written = output::write_locked(tree, &args.out, &lock)?;
+    drop(lock);
     let names: Vec<&str> = envs.iter().map(|(env, _)| env.as_str()).collect();
-    report_written(written, &args.out, tree.files.len(), &names);
+    report_written(&written, &args.out, tree.files.len(), &names);
     for (env, loaded) in &envs {
         warn_if_no_tool(loaded, &args.out.join(env));
     }
@@ -159,14 +169,26 @@ fn edited_by_hand(indexes: &[(String, PathBuf)]) -> Vec<String> {
     out
 }
 
-fn report_written(written: bool, dir: &Path, files: usize, dirs: &[&str]) {
+/// Said once when another mlplat holds the lock of the output directory.
+pub(crate) fn waiting(parent: &Path) {
+    eprintln!(
+        "mlplat: another mlplat is writing an output directory in {}: waiting for it (at most {} s)",
+        parent.display(),
+        output::LOCK_TIMEOUT.as_secs()
+    );
+}
+
+fn report_written(written: &output::Written, dir: &Path, files: usize, dirs: &[&str]) {
+    for w in &written.warnings {
+        eprintln!("warning: {w}");
+    }
     let out = dir.display();
     let dirs = if dirs.is_empty() {
         "no tool".to_owned()
     } else {
         list_some(dirs)
     };
-    if written {
+    if written.changed {
         eprintln!("mlplat: wrote {out} ({files} files: {dirs})");
     } else {
         eprintln!("mlplat: {out} is already up to date ({files} files)");

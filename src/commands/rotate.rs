@@ -31,6 +31,7 @@ pub enum RotateError {
 pub fn run(args: &RotateArgs) -> anyhow::Result<Outcome> {
     let mut loaded = config::load_plain(&args.config, "rotate")?;
     let before = render_full(&loaded).map_err(super::render_error)?;
+    crate::render::check_lock_names(&loaded, &[&before.derived]).map_err(super::render_error)?;
     if args.list {
         print!("{}", list(&loaded, &before));
         return Ok(Outcome::Clean);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::yaml::Pos;
 
 /// One problem in one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
     pub file: PathBuf,
     pub pos: Option<Pos>,
@@ -41,6 +41,13 @@ impl Diagnostic {
         self
     }
 
+    /// Points the diagnostic at a position, quoting `line` (the text of that line) if given.
+    pub fn at_line(mut self, pos: Pos, line: Option<&str>) -> Self {
+        self.line_text = line.map(str::to_owned);
+        self.pos = Some(pos);
+        self
+    }
+
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = key.into();
         self
@@ -52,8 +59,25 @@ impl Diagnostic {
     }
 }
 
+/// A quoted line longer than this many characters is shown as a window around the caret.
+const MAX_QUOTED: usize = 160;
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if crate::redact::is_secret_file(&self.file) {
+            // Nothing of the file is shown, not even what the message would quote of it.
+            // The key, if any, is where the config names the file, not something in it.
+            let named_at = if self.key.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", self.key)
+            };
+            return write!(
+                f,
+                "{}: {named_at}this file holds a secret (the platform key or a fromFile value), so mlplat shows nothing of it\n = help: it is not a config, an overlay, a values file or a lock file: point mlplat at the YAML file you meant",
+                self.file.display()
+            );
+        }
         write!(f, "{}", self.file.display())?;
         if let Some(pos) = self.pos {
             write!(f, ":{}:{}", pos.line, pos.col)?;
@@ -63,15 +87,18 @@ impl fmt::Display for Diagnostic {
             write!(f, "{}: ", self.key)?;
         }
         f.write_str(&self.message)?;
-        if let (Some(pos), Some(text)) = (self.pos, &self.line_text) {
+        let quoted = self
+            .line_text
+            .as_ref()
+            .filter(|_| crate::redact::may_quote(&self.file));
+        if let (Some(pos), Some(text)) = (self.pos, quoted) {
             let num = pos.line.to_string();
             let pad = " ".repeat(num.len());
-            // Tabs would misplace the caret: show them as one space, as the column counts them.
-            let text = text.replace('\t', " ");
+            let (text, caret) = quoted_line(&self.file, pos, text);
             write!(
                 f,
                 "\n{pad} |\n{num} | {text}\n{pad} | {}^",
-                " ".repeat(pos.col.saturating_sub(1))
+                " ".repeat(caret.saturating_sub(1))
             )?;
         }
         if let Some(help) = &self.help {
@@ -79,6 +106,46 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// The source line as a diagnostic shows it, with the caret's column: the part under a secret
+/// key masked, known secrets replaced, control characters escaped, tabs shown as one space (as
+/// the column counts them), and a long line cut to a window around the caret (only a region
+/// around it is cleaned, wide enough that no secret is cut in two).
+fn quoted_line(file: &Path, pos: Pos, line: &str) -> (String, usize) {
+    /// Characters kept on each side of the caret before cleaning: more than any secret.
+    const MARGIN: usize = 70_000;
+    let col = pos.col.max(1);
+    let from_char = (col - 1).saturating_sub(MARGIN);
+    let byte_at = |n: usize| line.char_indices().nth(n).map_or(line.len(), |(i, _)| i);
+    let (start, end) = (byte_at(from_char), byte_at(col - 1 + MARGIN));
+    let (cut_before, cut_after) = (start > 0, end < line.len());
+    let mut text = line[start..end].replace('\t', " ");
+    let mut col = col - from_char;
+    if let Some(from) = crate::redact::masked(file, pos.line) {
+        let from = from.saturating_sub(from_char).max(1);
+        let keep: String = text.chars().take(from - 1).collect();
+        text = format!("{keep}{}", crate::redact::MASK);
+        col = col.min(from);
+    }
+    let (text, col) = crate::redact::clean_with_caret(&text, col);
+    let len = text.chars().count();
+    if len <= MAX_QUOTED && !cut_before && !cut_after {
+        return (text, col);
+    }
+    let first = col
+        .saturating_sub(MAX_QUOTED / 3)
+        .min(len.saturating_sub(MAX_QUOTED));
+    let mut window: String = text.chars().skip(first).take(MAX_QUOTED).collect();
+    let mut col = col - first;
+    if first > 0 || cut_before {
+        window.insert(0, '…');
+        col += 1;
+    }
+    if first + MAX_QUOTED < len || cut_after {
+        window.push('…');
+    }
+    (window, col)
 }
 
 fn pos_width(pos: Option<Pos>) -> usize {

@@ -149,6 +149,18 @@ fn leaves(layered: &Layered, node: &Node, pointer: &str, out: &mut String) {
         }
         _ => {
             let key = super::diagnostic::key_path(pointer);
+            let inline_secret = layered
+                .inline_secrets
+                .iter()
+                .any(|p| pointer == p || pointer.starts_with(&format!("{p}/")));
+            if inline_secret {
+                let fp = crate::secrets::fingerprint(node.to_json().to_string().as_bytes());
+                out.push_str(&format!(
+                    "{} = a secret written in the file ({fp}), not shown\n  use {{fromEnv: VARIABLE}} or {{fromFile: path}} instead\n",
+                    show_key(&key)
+                ));
+                return;
+            }
             let value = node.to_json();
             let sources = &layered.sources;
             let file = sources.file_of(pointer);

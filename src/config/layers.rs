@@ -6,11 +6,13 @@
 //! included, is replaced by the overlay's value; `key+: [...]` appends to the list the base sets;
 //! `key: null` removes the key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, key_path};
 use super::{ConfigError, Diagnostics};
+use crate::files;
+use crate::redact;
 use crate::yaml::{self, Key, Node, NodeValue, Pos};
 
 /// One file a config was read from, with its text (for the line a diagnostic shows).
@@ -18,6 +20,28 @@ use crate::yaml::{self, Key, Node, NodeValue, Pos};
 pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    pub fn new(path: &Path, text: &str) -> Self {
+        SourceFile {
+            path: path.to_path_buf(),
+            text: text.to_owned(),
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        }
+    }
+
+    /// The text of 1-based line `n`, without its line break.
+    pub fn line(&self, n: usize) -> Option<&str> {
+        let start = *self.line_starts.get(n.checked_sub(1)?)?;
+        let rest = self.text.get(start..)?;
+        let line = rest.split('\n').next().unwrap_or_default();
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
 }
 
 /// The files behind a (possibly merged) config tree: the base first, then the overlay, and
@@ -38,10 +62,7 @@ impl Sources {
     /// A config read from one file.
     pub fn single(path: &Path, text: &str) -> Self {
         Sources {
-            files: vec![SourceFile {
-                path: path.to_path_buf(),
-                text: text.to_owned(),
-            }],
+            files: vec![SourceFile::new(path, text)],
             origins: BTreeMap::new(),
             removed: BTreeMap::new(),
             derived_platform: None,
@@ -81,7 +102,7 @@ impl Sources {
     /// A diagnostic at `pos` in the file that set the value at `pointer`.
     pub fn diag(&self, pointer: &str, pos: Pos, message: impl Into<String>) -> Diagnostic {
         let f = self.file_of(pointer);
-        Diagnostic::new(&f.path, message).at(pos, &f.text)
+        Diagnostic::new(&f.path, message).at_line(pos, f.line(pos.line))
     }
 
     /// The text of the files, for the inputs digest: the one file's as it is; with an
@@ -121,11 +142,15 @@ pub struct Layered {
     pub sources: Sources,
     /// The environment merged in, if any.
     pub environment: Option<String>,
+    /// The pointers of values written inline under a secret key (never shown).
+    pub inline_secrets: BTreeSet<String>,
 }
 
-/// Reads a config file into a positioned tree; a YAML error is a diagnostic.
+/// Reads a config file into a positioned tree; a YAML error is a diagnostic (whose line is
+/// masked if a key on it names a secret).
 pub fn parse(path: &Path, text: &str) -> Result<Node, ConfigError> {
     yaml::parse_document(text).map_err(|e| {
+        super::redaction::mask_line_by_keys(path, text, e.pos().line);
         let d = Diagnostic::new(path, e.to_string()).at(e.pos(), text);
         invalid(vec![match &e {
             yaml::YamlError::DuplicateKey { .. } => d.help("remove one of the two"),
@@ -134,11 +159,57 @@ pub fn parse(path: &Path, text: &str) -> Result<Node, ConfigError> {
     })
 }
 
+/// Reads a YAML file a user named: a regular file of at most [`files::MAX_YAML_BYTES`], in
+/// UTF-8. `Ok(Err(d))`: the file was read but is no text (a diagnostic at the position).
+pub fn read_yaml(path: &Path) -> Result<Result<String, Diagnostic>, files::ReadError> {
+    let bytes = match files::read(path, files::MAX_YAML_BYTES) {
+        Ok(b) => b,
+        Err(files::ReadError::TooLarge { size, limit }) => {
+            return Ok(Err(Diagnostic::new(
+                path,
+                format!(
+                    "the file is {}: mlplat reads YAML files of up to {}",
+                    files::size_words(size),
+                    files::size_words(limit)
+                ),
+            )
+            .at_line(Pos { line: 1, col: 1 }, None)));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(files::decode(bytes).map_err(|e| Diagnostic::new(path, e.message).at_line(e.pos, None)))
+}
+
+/// A file named like a key (`*.key`): never read as YAML.
+pub fn is_key_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "key")
+}
+
+/// A file that holds a secret (the key file, a `fromFile` target, any `*.key`) is never read
+/// as YAML: the diagnostic about it says so and shows nothing of it.
+fn refuse_secret_file(path: &Path) -> Result<(), ConfigError> {
+    if redact::is_secret_file(path) || is_key_file(path) {
+        return Err(invalid(vec![Diagnostic::new(path, "holds a secret")]));
+    }
+    Ok(())
+}
+
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    if is_key_file(path) {
+        redact::secret_file(path);
+    }
+    // The key file a config without `secrets.key` falls back on: never quoted, even when it
+    // is given as the config itself (`-c mlplat.key`).
+    redact::secret_file(&path.parent().unwrap_or(Path::new("")).join(super::KEY_FILE));
+    refuse_secret_file(path)?;
+    match read_yaml(path) {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(d)) => Err(invalid(vec![d])),
+        Err(e) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source: e.into_io(),
+        }),
+    }
 }
 
 fn invalid(d: Vec<Diagnostic>) -> ConfigError {
@@ -219,16 +290,33 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Reads the config at `path`, merged with the overlay of `environment` when one is named.
+/// What it holds that must never be shown is registered at once (see [`super::redaction`]).
 pub fn read_layers(path: &Path, environment: Option<&str>) -> Result<Layered, ConfigError> {
+    let (mut layered, problems) = read_unscanned(path, environment)?;
+    layered.inline_secrets = super::redaction::scan(&layered);
+    if problems.is_empty() {
+        Ok(layered)
+    } else {
+        Err(invalid(problems))
+    }
+}
+
+/// The layers, merged, and the problems of the merge.
+fn read_unscanned(
+    path: &Path,
+    environment: Option<&str>,
+) -> Result<(Layered, Vec<Diagnostic>), ConfigError> {
     let text = read(path)?;
     let mut doc = parse(path, &text)?;
     let mut sources = Sources::single(path, &text);
     let Some(env) = environment else {
-        return Ok(Layered {
+        let layered = Layered {
             doc,
             sources,
             environment: None,
-        });
+            inline_secrets: BTreeSet::new(),
+        };
+        return Ok((layered, Vec::new()));
     };
     let (names, problems) = declared(path, &text, &doc);
     if !problems.is_empty() {
@@ -237,8 +325,11 @@ pub fn read_layers(path: &Path, environment: Option<&str>) -> Result<Layered, Co
     let Some((file, file_pos)) = names.get(env) else {
         let at = doc.key_pos("", "environments").unwrap_or(doc.pos);
         let known: Vec<&str> = names.keys().map(String::as_str).collect();
-        let d =
-            Diagnostic::new(path, format!("no environment `{env}` in this config")).at(at, &text);
+        let d = Diagnostic::new(
+            path,
+            format!("no environment {} in this config", yaml::quote(env)),
+        )
+        .at(at, &text);
         let d = if known.is_empty() {
             d.help("declare it: environments: {dev: {file: env/dev.yaml}}")
         } else {
@@ -251,15 +342,25 @@ pub fn read_layers(path: &Path, environment: Option<&str>) -> Result<Layered, Co
     };
     if file.is_empty() {
         // No usable `file`: the schema check of the merged tree names the problem.
-        return Ok(Layered {
+        let layered = Layered {
             doc,
             sources,
             environment: Some(env.to_owned()),
-        });
+            inline_secrets: BTreeSet::new(),
+        };
+        return Ok((layered, Vec::new()));
     }
     let overlay_path = path.parent().unwrap_or(Path::new("")).join(file);
-    let overlay_text = match std::fs::read_to_string(&overlay_path) {
-        Ok(t) => t,
+    redact::secret_file(
+        &overlay_path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(super::KEY_FILE),
+    );
+    refuse_secret_file(&overlay_path)?;
+    let overlay_text = match read_yaml(&overlay_path) {
+        Ok(Ok(t)) => t,
+        Ok(Err(d)) => return Err(invalid(vec![d])),
         Err(e) => {
             return Err(invalid(vec![
                 Diagnostic::new(
@@ -273,10 +374,9 @@ pub fn read_layers(path: &Path, environment: Option<&str>) -> Result<Layered, Co
         }
     };
     let overlay = parse(&overlay_path, &overlay_text)?;
-    sources.files.push(SourceFile {
-        path: overlay_path,
-        text: overlay_text,
-    });
+    sources
+        .files
+        .push(SourceFile::new(&overlay_path, &overlay_text));
     let mut problems = Vec::new();
     let mut m = Merge {
         sources: &mut sources,
@@ -297,25 +397,29 @@ pub fn read_layers(path: &Path, environment: Option<&str>) -> Result<Layered, Co
                 m.map(&mut doc, entries, "");
             }
         }
-        _ => m.problem(
-            overlay.pos,
-            "",
-            &format!(
-                "an overlay must be a mapping (a partial platform config), found {}",
-                overlay.type_name()
-            ),
-            "write it like the base config, with only the keys this environment changes",
-        ),
+        _ => {
+            redact::never_quote(&overlay_path);
+            m.problem(
+                overlay.pos,
+                "",
+                &format!(
+                    "an overlay must be a mapping (a partial platform config), found {}",
+                    overlay.type_name()
+                ),
+                "write it like the base config, with only the keys this environment changes",
+            )
+        }
     }
-    if !problems.is_empty() {
-        return Err(invalid(problems));
+    if problems.is_empty() {
+        derive_platform(&mut doc, &mut sources, env);
     }
-    derive_platform(&mut doc, &mut sources, env);
-    Ok(Layered {
+    let layered = Layered {
         doc,
         sources,
         environment: Some(env.to_owned()),
-    })
+        inline_secrets: BTreeSet::new(),
+    };
+    Ok((layered, problems))
 }
 
 /// Unless the overlay names the platform, the environment's is `<platform>-<env>`: namespaces,
@@ -346,12 +450,25 @@ fn child(pointer: &str, key: &str) -> String {
     format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"))
 }
 
+/// Removes `pointer` and every pointer below it from a map keyed by pointers, in
+/// logarithmic time: the pointers below `p` are the range `p/` .. `p0` (`0` follows `/`).
+fn remove_below<V>(map: &mut BTreeMap<String, V>, pointer: &str) {
+    map.remove(pointer);
+    let below: Vec<String> = map
+        .range(format!("{pointer}/")..format!("{pointer}0"))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in below {
+        map.remove(&k);
+    }
+}
+
 impl Merge<'_> {
     fn problem(&mut self, pos: Pos, pointer: &str, message: &str, help: &str) {
         let f = &self.sources.files[self.file];
         self.problems.push(
             Diagnostic::new(&f.path, message)
-                .at(pos, &f.text)
+                .at_line(pos, f.line(pos.line))
                 .key(key_path(pointer))
                 .help(help),
         );
@@ -359,23 +476,28 @@ impl Merge<'_> {
 
     /// Records that the overlay set the value at `pointer` (and everything below it).
     fn set_by_overlay(&mut self, pointer: &str) {
-        let below = format!("{pointer}/");
-        self.sources
-            .origins
-            .retain(|p, _| p != pointer && !p.starts_with(&below));
-        self.sources
-            .removed
-            .retain(|p, _| p != pointer && !p.starts_with(&below));
+        remove_below(&mut self.sources.origins, pointer);
+        remove_below(&mut self.sources.removed, pointer);
         self.sources.origins.insert(pointer.to_owned(), self.file);
     }
 
-    /// Merges the overlay mapping `entries` into `base`, the node at `pointer`.
+    /// Merges the overlay mapping `entries` into `base`, the node at `pointer`: linear in the
+    /// size of both (the base's keys are indexed once).
     fn map(&mut self, base: &mut Node, entries: Vec<(Key, Node)>, pointer: &str) {
-        let plain: Vec<String> = entries
+        let NodeValue::Map(base_entries) = &mut base.value else {
+            return; // the caller only recurses into mappings
+        };
+        let plain: BTreeSet<String> = entries
             .iter()
             .filter(|(k, _)| !is_append(&k.name))
             .map(|(k, _)| k.name.clone())
             .collect();
+        let mut index: std::collections::HashMap<String, usize> = base_entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.name.clone(), i))
+            .collect();
+        let mut removed: BTreeSet<usize> = BTreeSet::new();
         for (key, node) in entries {
             if is_append(&key.name) {
                 let name = key.name[..key.name.len() - 1].to_owned();
@@ -391,17 +513,23 @@ impl Merge<'_> {
                     );
                     continue;
                 }
-                self.append(base, Key { name, pos: key.pos }, node, &at);
+                let existing = index.get(&name).copied();
+                self.append(
+                    base_entries,
+                    existing,
+                    &mut index,
+                    Key { name, pos: key.pos },
+                    node,
+                    &at,
+                );
                 continue;
             }
             let at = child(pointer, &key.name);
-            let NodeValue::Map(base_entries) = &mut base.value else {
-                continue; // the caller only recurses into mappings
-            };
-            let existing = base_entries.iter().position(|(k, _)| k.name == key.name);
+            let existing = index.get(&key.name).copied();
             match (existing, node.value) {
                 (Some(i), NodeValue::Null) => {
-                    base_entries.remove(i);
+                    removed.insert(i);
+                    index.remove(&key.name);
                     self.set_by_overlay(&at);
                     self.sources.origins.remove(&at);
                     self.sources.removed.insert(at, (self.file, key.pos));
@@ -425,6 +553,7 @@ impl Merge<'_> {
                     self.set_by_overlay(&at);
                 }
                 (None, value) => {
+                    index.insert(key.name.clone(), base_entries.len());
                     base_entries.push((
                         key,
                         Node {
@@ -436,10 +565,25 @@ impl Merge<'_> {
                 }
             }
         }
+        if !removed.is_empty() {
+            let mut i = 0;
+            base_entries.retain(|_| {
+                i += 1;
+                !removed.contains(&(i - 1))
+            });
+        }
     }
 
-    /// `name+: [items]`: appends `items` to the list at `at` in `base`.
-    fn append(&mut self, base: &mut Node, key: Key, node: Node, at: &str) {
+    /// `name+: [items]`: appends `items` to the list at `at`, entry `existing` of `base_entries`.
+    fn append(
+        &mut self,
+        base_entries: &mut Vec<(Key, Node)>,
+        existing: Option<usize>,
+        index: &mut std::collections::HashMap<String, usize>,
+        key: Key,
+        node: Node,
+        at: &str,
+    ) {
         let NodeValue::Seq(items) = node.value else {
             self.problem(
                 node.pos,
@@ -449,44 +593,45 @@ impl Merge<'_> {
             );
             return;
         };
-        let NodeValue::Map(base_entries) = &mut base.value else {
-            return;
-        };
-        match base_entries.iter_mut().find(|(k, _)| k.name == key.name) {
-            Some((_, existing)) => match &mut existing.value {
-                NodeValue::Seq(list) => {
-                    for item in items {
-                        let i = list.len();
-                        list.push(item);
-                        self.set_by_overlay(&format!("{at}/{i}"));
+        match existing {
+            Some(i) => {
+                let existing = &mut base_entries[i].1;
+                match &mut existing.value {
+                    NodeValue::Seq(list) => {
+                        for item in items {
+                            let i = list.len();
+                            list.push(item);
+                            self.set_by_overlay(&format!("{at}/{i}"));
+                        }
+                    }
+                    NodeValue::Null => {
+                        *existing = Node {
+                            value: NodeValue::Seq(items),
+                            pos: node.pos,
+                        };
+                        self.set_by_overlay(at);
+                    }
+                    _ => {
+                        let what = existing.type_name();
+                        let base_at = existing.pos;
+                        let base_file = self.sources.file_of(at).path.display().to_string();
+                        self.problem(
+                            key.pos,
+                            at,
+                            &format!(
+                                "`{}+` appends to a list, but {base_file}:{}:{} sets {}",
+                                key.name,
+                                base_at.line,
+                                base_at.col,
+                                a(what)
+                            ),
+                            &format!("use `{}:` to replace the value", key.name),
+                        );
                     }
                 }
-                NodeValue::Null => {
-                    *existing = Node {
-                        value: NodeValue::Seq(items),
-                        pos: node.pos,
-                    };
-                    self.set_by_overlay(at);
-                }
-                _ => {
-                    let what = existing.type_name();
-                    let base_at = existing.pos;
-                    let base_file = self.sources.file_of(at).path.display().to_string();
-                    self.problem(
-                        key.pos,
-                        at,
-                        &format!(
-                            "`{}+` appends to a list, but {base_file}:{}:{} sets {}",
-                            key.name,
-                            base_at.line,
-                            base_at.col,
-                            a(what)
-                        ),
-                        &format!("use `{}:` to replace the value", key.name),
-                    );
-                }
-            },
+            }
             None => {
+                index.insert(key.name.clone(), base_entries.len());
                 base_entries.push((
                     key,
                     Node {
@@ -525,10 +670,9 @@ mod tests {
     fn merged(base: &str, overlay: &str) -> Result<(Node, Sources), Vec<Diagnostic>> {
         let mut doc = yaml::parse_document(base).unwrap();
         let mut sources = Sources::single(Path::new("base.yaml"), base);
-        sources.files.push(SourceFile {
-            path: PathBuf::from("env/dev.yaml"),
-            text: overlay.to_owned(),
-        });
+        sources
+            .files
+            .push(SourceFile::new(Path::new("env/dev.yaml"), overlay));
         let mut problems = Vec::new();
         let NodeValue::Map(entries) = yaml::parse_document(overlay).unwrap().value else {
             panic!("overlay is a mapping");

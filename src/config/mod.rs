@@ -8,6 +8,7 @@ pub mod diagnostic;
 pub mod explain;
 pub mod hub;
 pub mod layers;
+pub mod redaction;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -461,6 +462,14 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     Ok(loaded)
 }
 
+/// [`load`] of a config tree already read (its environment, if any, merged in).
+pub fn load_layered(layered: Layered) -> Result<Loaded, ConfigError> {
+    let path = layered.sources.base().path.clone();
+    let mut loaded = validate(layered)?;
+    loaded.lock = crate::lock::Lock::load(&path)?;
+    Ok(loaded)
+}
+
 /// A config as `render` and `diff` take it without `--env`.
 #[derive(Debug)]
 pub enum Platforms {
@@ -510,12 +519,14 @@ pub fn load_env(path: &Path, environment: &str) -> Result<Loaded, ConfigError> {
 pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
     let mut out = Vec::new();
     let mut problems: Vec<Diagnostic> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for env in environment_names(path)? {
         match load_env(path, &env) {
             Ok(loaded) => out.push((env, loaded)),
             Err(ConfigError::Invalid(d)) => {
+                // A problem of the base is found in every environment: reported once.
                 for d in d.0 {
-                    if !problems.contains(&d) {
+                    if seen.insert(d.clone()) {
                         problems.push(d);
                     }
                 }
@@ -529,15 +540,18 @@ pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for (env, loaded) in &out {
         if let Some(other) = seen.insert(&loaded.platform.platform, env) {
-            let d = Diagnostic::new(
-                path,
-                format!(
-                    "environments `{other}` and `{env}` both name the platform `{}`: their namespaces and secrets would be the same",
-                    loaded.platform.platform
-                ),
-            )
-            .key("environments")
-            .help("let each overlay leave `platform` unset (it becomes <platform>-<environment>), or give each its own name");
+            let message = format!(
+                "environments `{other}` and `{env}` both name the platform `{}`: their namespaces and secrets would be the same",
+                loaded.platform.platform
+            );
+            // Where this environment's name is set: its overlay, or the base.
+            let layered = layers::read_layers(path, Some(env))?;
+            let (at, pos) = schema::locate_pointer(&layered.doc, "/platform");
+            let d = layered
+                .sources
+                .diag(&at, pos, message)
+                .key("platform")
+                .help("let each overlay leave `platform` unset (it becomes <platform>-<environment>), or give each its own name");
             return Err(ConfigError::Invalid(Diagnostics(vec![d])));
         }
     }
@@ -547,11 +561,14 @@ pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
 /// Validates a config given as text; `path` is used for messages and relative paths.
 pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigError> {
     let doc = layers::parse(path, source)?;
-    validate(Layered {
+    let mut layered = Layered {
         doc,
         sources: Sources::single(path, source),
         environment: None,
-    })
+        inline_secrets: Default::default(),
+    };
+    layered.inline_secrets = redaction::scan(&layered);
+    validate(layered)
 }
 
 /// Checks a (merged) config tree against the schema, then the rules between keys, and reads
@@ -562,6 +579,7 @@ fn validate(layered: Layered) -> Result<Loaded, ConfigError> {
         doc,
         sources,
         environment,
+        ..
     } = layered;
     let path = sources.base().path.clone();
     let value = doc.to_json();
@@ -933,7 +951,11 @@ fn is_value_source(map: &serde_json::Map<String, Value>) -> bool {
     map.len() == 1 && (map.contains_key("fromEnv") || map.contains_key("fromFile"))
 }
 
-/// Reads one source. A missing or empty variable or file is an error, never an empty string.
+/// Reads one source. A missing or empty variable or file (or one of only white space) is an
+/// error, never an empty string. A `fromFile` reads a regular file of at most
+/// [`files::MAX_SECRET_BYTES`], anywhere the user can read (relative paths from the file that
+/// names it), never a FIFO, a device or a pseudo-file. Every value read is a secret from then
+/// on (see [`crate::redact`]), and so is its file.
 fn read_source(
     ctx: &Ctx<'_>,
     src: &ValueSource,
@@ -943,12 +965,28 @@ fn read_source(
     if let Some(var) = &src.from_env {
         let at = format!("{pointer}/fromEnv");
         return match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
-            Ok(_) => {
-                problems.push(ctx.diag(&at, format!("environment variable `{var}` is empty")));
+            Ok(v) if !v.trim().is_empty() => {
+                crate::redact::secret_with_spellings(&v);
+                Some(Secret::new(v))
+            }
+            Ok(v) => {
+                crate::redact::secret_with_spellings(&v);
+                let what = if v.is_empty() {
+                    "empty"
+                } else {
+                    "only white space"
+                };
+                problems.push(ctx.diag(&at, format!("environment variable `{var}` is {what}")));
                 None
             }
-            Err(_) => {
+            Err(std::env::VarError::NotUnicode(_)) => {
+                problems.push(ctx.diag(
+                    &at,
+                    format!("environment variable `{var}` is not UTF-8 text"),
+                ));
+                None
+            }
+            Err(std::env::VarError::NotPresent) => {
                 problems.push(
                     ctx.diag(&at, format!("environment variable `{var}` is not set"))
                         .help(format!(
@@ -962,11 +1000,24 @@ fn read_source(
     if let Some(file) = &src.from_file {
         let at = format!("{pointer}/fromFile");
         let path = ctx.dir(&at).join(file);
-        return match std::fs::read_to_string(&path) {
+        crate::redact::secret_file(&path);
+        let shown = path.display();
+        let read = crate::files::read(&path, crate::files::MAX_SECRET_BYTES)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
+            });
+        return match read {
             Ok(text) => {
                 let v = text.trim_end_matches(['\n', '\r']);
-                if v.is_empty() {
-                    problems.push(ctx.diag(&at, format!("file `{}` is empty", path.display())));
+                crate::redact::secret_with_spellings(v);
+                if v.trim().is_empty() {
+                    let what = if v.is_empty() {
+                        "empty"
+                    } else {
+                        "only white space"
+                    };
+                    problems.push(ctx.diag(&at, format!("file `{shown}` is {what}")));
                     None
                 } else {
                     Some(Secret::new(v.to_owned()))
@@ -974,7 +1025,7 @@ fn read_source(
             }
             Err(e) => {
                 problems.push(
-                    ctx.diag(&at, format!("cannot read `{}`: {e}", path.display()))
+                    ctx.diag(&at, format!("cannot read `{shown}`: {e}"))
                         .help("paths are relative to the config file"),
                 );
                 None
@@ -1049,10 +1100,22 @@ fn load_values_files(
         for (i, rel) in list.iter().enumerate() {
             let pointer = format!("/tools/{tool}/values/{i}");
             let path = ctx.dir(&pointer).join(rel);
-            let text = match fs_err::read_to_string(&path) {
-                Ok(t) => t,
+            if crate::redact::is_secret_file(&path) || layers::is_key_file(&path) {
+                crate::redact::secret_file(&path);
+                problems.push(Diagnostic::new(&path, "holds a secret").key(key_path(&pointer)));
+                continue;
+            }
+            let text = match layers::read_yaml(&path) {
+                Ok(Ok(t)) => t,
+                Ok(Err(d)) => {
+                    problems.push(d);
+                    continue;
+                }
                 Err(e) => {
-                    problems.push(ctx.diag(&pointer, format!("cannot read values file: {e}")));
+                    problems.push(ctx.diag(
+                        &pointer,
+                        format!("cannot read values file {}: {e}", path.display()),
+                    ));
                     continue;
                 }
             };
@@ -1065,15 +1128,25 @@ fn load_values_files(
                         text,
                     }),
                     Value::Null => {}
-                    _ => problems.push(
-                        Diagnostic::new(
-                            &path,
-                            format!("chart values must be a mapping, found {}", doc.type_name()),
-                        )
-                        .at(doc.pos, &text),
-                    ),
+                    _ => {
+                        // A lone scalar is no values file: it may be a token; never quoted.
+                        crate::redact::never_quote(&path);
+                        problems.push(
+                            Diagnostic::new(
+                                &path,
+                                format!(
+                                    "chart values must be a mapping, found {}",
+                                    doc.type_name()
+                                ),
+                            )
+                            .at_line(doc.pos, None),
+                        );
+                    }
                 },
-                Err(e) => problems.push(Diagnostic::new(&path, e.to_string()).at(e.pos(), &text)),
+                Err(e) => {
+                    redaction::mask_line_by_keys(&path, &text, e.pos().line);
+                    problems.push(Diagnostic::new(&path, e.to_string()).at(e.pos(), &text));
+                }
             }
         }
         out.insert(tool, files);

@@ -46,13 +46,21 @@ pub fn check(sources: &Sources, doc: &Node, value: &Value) -> Vec<Diagnostic> {
                     .and_then(Value::as_object)
                     .map(|m| m.keys().map(String::as_str).collect::<Vec<_>>())
                     .unwrap_or_default();
+                // The keys' positions, found once (a mapping may have thousands of keys).
+                let key_pos: std::collections::HashMap<&str, Pos> = match node.map(|n| &n.value) {
+                    Some(crate::yaml::NodeValue::Map(entries)) => entries
+                        .iter()
+                        .map(|(k, _)| (k.name.as_str(), k.pos))
+                        .collect(),
+                    _ => Default::default(),
+                };
                 for key in unexpected {
-                    let (at, pos) = match doc.key_pos(&pointer, key) {
-                        Some(pos) => (child(&pointer, key), pos),
+                    let (at, pos) = match key_pos.get(key.as_str()) {
+                        Some(pos) => (child(&pointer, key), *pos),
                         None => (pointer.clone(), node_pos),
                     };
                     let mut d = sources
-                        .diag(&at, pos, format!("unknown key `{key}`"))
+                        .diag(&at, pos, format!("unknown key {}", crate::yaml::quote(key)))
                         .key(key_path(&pointer));
                     d = match closest(key, &known) {
                         Some(best) => d.help(format!("did you mean `{best}`?")),
@@ -68,7 +76,7 @@ pub fn check(sources: &Sources, doc: &Node, value: &Value) -> Vec<Diagnostic> {
                         .diag(
                             &pointer,
                             node_pos,
-                            format!("missing required key `{property}`"),
+                            format!("missing required key {}", crate::yaml::quote(property)),
                         )
                         .key(key_path(&pointer)),
                 );
@@ -103,14 +111,30 @@ pub fn check(sources: &Sources, doc: &Node, value: &Value) -> Vec<Diagnostic> {
                     .map(|b| format!("did you mean `{b}`?"));
                 (format!("{got} is not one of: {}", opts.join(", ")), help)
             }
-            ViolationKind::Pattern { .. } => (
-                format!(
-                    "{} is not {}",
-                    show(&err.instance),
-                    expected_text.unwrap_or("in the expected form")
-                ),
-                None,
-            ),
+            ViolationKind::Pattern { pattern } => {
+                // Capitals Kubernetes would refuse at apply time: say so, with the fix.
+                let lower = err
+                    .instance
+                    .as_str()
+                    .map(str::to_lowercase)
+                    .filter(|l| Some(l.as_str()) != err.instance.as_str())
+                    .filter(|l| validator.matches_pattern(pattern, l));
+                (
+                    format!(
+                        "{} is not {}",
+                        show(&err.instance),
+                        expected_text.unwrap_or("in the expected form")
+                    ),
+                    lower
+                        .map(|l| {
+                            format!(
+                                "Kubernetes takes it in lowercase: {}",
+                                crate::yaml::quote(&l)
+                            )
+                        })
+                        .or_else(|| long_label(&err.instance)),
+                )
+            }
             ViolationKind::MinProperties { .. } | ViolationKind::MaxProperties { .. } => (
                 format!(
                     "expected {}",
@@ -166,10 +190,19 @@ fn article(found: &str) -> String {
     }
 }
 
+/// For a host name with a label (the part between dots) longer than DNS allows.
+fn long_label(v: &Value) -> Option<String> {
+    let s = v.as_str()?;
+    s.split('.')
+        .any(|label| label.chars().count() > 63)
+        .then(|| "each part between dots may have at most 63 characters".to_owned())
+}
+
+/// A value of the config quoted in a message: cut short when it is long.
 fn show(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("`{s}`"),
-        other => format!("`{other}`"),
+        Value::String(s) => crate::yaml::quote(s),
+        other => crate::yaml::quote(&other.to_string()),
     }
 }
 

@@ -31,6 +31,9 @@ pub enum RenderError {
     /// A chart archive or Helm itself (`delivery: rendered`): the user's to fix, not a bug.
     #[error(transparent)]
     Chart(#[from] crate::charts::ChartError),
+    /// The lock file names a secret the platform does not derive (the user's to fix).
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
 }
 
 /// Checks that a rendered template is YAML. Templates are fixed at build time and every value

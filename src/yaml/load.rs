@@ -1,5 +1,11 @@
 //! Loading: `saphyr-parser` events → [`Node`] trees with positions, core-schema scalars, resolved
 //! aliases and merge keys, and no duplicate keys.
+//!
+//! Bounded work on any input: nesting is at most [`MAX_DEPTH`] levels, a mapping holds at most
+//! [`MAX_MAP_ENTRIES`] keys, and a document may not grow past [`MAX_DOC_BYTES`] once loaded —
+//! counted as [`NODE_COST`] bytes per node plus the text of every scalar, each alias expansion
+//! and each anchored copy included ("billion laughs" by count or by one huge scalar alike).
+//! Duplicate keys are found in linear time.
 
 use std::collections::HashMap;
 use std::mem;
@@ -9,9 +15,15 @@ use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, Tag};
 use super::{Key, Node, NodeValue, Pos, YamlError, float_string};
 
 /// Deeper nesting is rejected: the tree is walked recursively afterwards.
-const MAX_DEPTH: usize = 256;
-/// Aliases may not expand to more nodes than this in one document ("billion laughs").
-const MAX_ALIAS_NODES: usize = 1_000_000;
+pub const MAX_DEPTH: usize = 256;
+/// The most keys one mapping may hold (after merge keys).
+pub const MAX_MAP_ENTRIES: usize = 10_000;
+/// What one document may weigh once loaded, aliases expanded: about as much memory again.
+pub const MAX_DOC_BYTES: usize = 8 * 1024 * 1024;
+/// What a node weighs besides its text.
+pub const NODE_COST: usize = 64;
+/// A mapping's keys are indexed (for duplicates) from this many on; fewer are scanned.
+const INDEX_FROM: usize = 16;
 /// saphyr-parser's message for an alias whose anchor it has not seen.
 const UNKNOWN_ANCHOR: &str = "while parsing node, found unknown anchor";
 
@@ -64,6 +76,18 @@ fn to_pos(m: Marker) -> Pos {
     }
 }
 
+fn too_large(pos: Pos, alias: bool) -> YamlError {
+    let mb = MAX_DOC_BYTES / (1024 * 1024);
+    YamlError::Syntax {
+        pos,
+        message: if alias {
+            format!("aliases expand the document past {mb} MiB once loaded")
+        } else {
+            format!("the document is larger than {mb} MiB once loaded")
+        },
+    }
+}
+
 /// How a finished node may matter to its parent.
 #[derive(PartialEq)]
 enum Role {
@@ -80,9 +104,10 @@ struct Loader<'a> {
     line_starts: Vec<usize>,
     /// Collections being built, innermost last.
     stack: Vec<Frame>,
-    /// Anchor id → anchored node and its node count.
+    /// Anchor id → anchored node and its weight.
     anchors: HashMap<usize, (Node, usize)>,
-    alias_nodes: usize,
+    /// What the document weighs so far (see [`MAX_DOC_BYTES`]).
+    weight: usize,
     doc_start: Pos,
     root: Option<(Node, Role)>,
 }
@@ -92,6 +117,8 @@ struct Frame {
     anchor: usize,
     /// A flow collection (`[...]`, `{...}`) or inside one.
     flow: bool,
+    /// The weight of the collection: its own and its children's.
+    weight: usize,
     kind: FrameKind,
 }
 
@@ -102,6 +129,8 @@ enum FrameKind {
 
 struct MapFrame {
     entries: Vec<(Key, Node)>,
+    /// Key name → index in `entries`, once there are [`INDEX_FROM`] of them.
+    index: Option<HashMap<String, usize>>,
     next: Slot,
     /// Where the `<<` key is, if any.
     merge_key: Option<Pos>,
@@ -125,10 +154,19 @@ impl<'a> Loader<'a> {
             line_starts,
             stack: Vec::new(),
             anchors: HashMap::new(),
-            alias_nodes: 0,
+            weight: 0,
             doc_start: Pos::default(),
             root: None,
         }
+    }
+
+    /// Adds `bytes` to the document's weight; an error at `pos` past the limit.
+    fn weigh(&mut self, bytes: usize, pos: Pos, alias: bool) -> Result<(), YamlError> {
+        self.weight = self.weight.saturating_add(bytes);
+        if self.weight > MAX_DOC_BYTES {
+            return Err(too_large(pos, alias));
+        }
+        Ok(())
     }
 
     /// Handles one event; returns a finished, non-empty document with its start position.
@@ -137,7 +175,7 @@ impl<'a> Loader<'a> {
         match event {
             Event::DocumentStart(_) => {
                 self.anchors.clear();
-                self.alias_nodes = 0;
+                self.weight = 0;
                 self.doc_start = pos;
             }
             Event::DocumentEnd => {
@@ -148,6 +186,8 @@ impl<'a> Loader<'a> {
             }
             Event::Scalar(text, style, anchor, tag) => {
                 self.check_indentation(span.start)?;
+                let weight = NODE_COST + text.len();
+                self.weigh(weight, pos, false)?;
                 let value = resolve_scalar(&text, style, tag.as_deref(), pos)?;
                 let untagged_plain = style == ScalarStyle::Plain && tag.is_none();
                 let role = match &*text {
@@ -155,19 +195,22 @@ impl<'a> Loader<'a> {
                     "<<" if untagged_plain => Role::MergeKey,
                     _ => Role::Other,
                 };
-                self.finish(anchor, Node { value, pos }, role)?;
+                self.finish(anchor, Node { value, pos }, weight, role)?;
             }
             Event::Alias(id) => {
                 self.check_indentation(span.start)?;
-                let node = self.alias(id, pos)?;
-                self.add(node, Role::Other)?;
+                let (node, weight) = self.alias(id, pos)?;
+                self.add(node, weight, Role::Other)?;
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "seq", pos)?;
                 self.open(span, anchor, FrameKind::Seq(Vec::new()))?;
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "map", pos)?;
                 let map = MapFrame {
                     entries: Vec::new(),
+                    index: None,
                     next: Slot::Key,
                     merge_key: None,
                     merges: Vec::new(),
@@ -188,6 +231,7 @@ impl<'a> Loader<'a> {
                 message: format!("nesting deeper than {MAX_DEPTH} levels"),
             });
         }
+        self.weigh(NODE_COST, pos, false)?;
         // A flow collection's span ends just after its `[` or `{`; a block one's is empty or
         // ends at its first entry.
         let flow = self.in_flow()
@@ -203,6 +247,7 @@ impl<'a> Loader<'a> {
             pos,
             anchor,
             flow,
+            weight: NODE_COST,
             kind,
         });
         Ok(())
@@ -219,7 +264,7 @@ impl<'a> Loader<'a> {
             },
             FrameKind::Map(map) => map.finish(frame.pos)?,
         };
-        self.finish(frame.anchor, node, Role::Other)
+        self.finish(frame.anchor, node, frame.weight, Role::Other)
     }
 
     fn in_flow(&self) -> bool {
@@ -258,47 +303,93 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Records a completed node under its anchor (0: none), then adds it to its parent.
-    fn finish(&mut self, anchor: usize, node: Node, role: Role) -> Result<(), YamlError> {
+    /// Records a completed node (of `weight`) under its anchor (0: none), then adds it to its
+    /// parent. The anchored copy weighs as much again.
+    fn finish(
+        &mut self,
+        anchor: usize,
+        node: Node,
+        weight: usize,
+        role: Role,
+    ) -> Result<(), YamlError> {
         if anchor != 0 {
-            self.anchors
-                .insert(anchor, (node.clone(), count_nodes(&node)));
+            self.weigh(weight, node.pos, true)?;
+            self.anchors.insert(anchor, (node.clone(), weight));
         }
-        self.add(node, role)
+        self.add(node, weight, role)
     }
 
-    fn alias(&mut self, id: usize, pos: Pos) -> Result<Node, YamlError> {
-        let (node, size) = self
+    fn alias(&mut self, id: usize, pos: Pos) -> Result<(Node, usize), YamlError> {
+        let weight = self
             .anchors
             .get(&id)
+            .map(|(_, w)| *w)
             .ok_or(YamlError::UnknownAlias { pos })?;
-        self.alias_nodes += size;
-        if self.alias_nodes > MAX_ALIAS_NODES {
-            return Err(YamlError::Syntax {
+        // Weighed before the copy is made: a huge expansion is refused, not allocated.
+        self.weigh(weight, pos, true)?;
+        let (node, _) = &self.anchors[&id];
+        Ok((
+            Node {
+                value: node.value.clone(),
                 pos,
-                message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
-            });
-        }
-        Ok(Node {
-            value: node.value.clone(),
-            pos,
-        })
+            },
+            weight,
+        ))
     }
 
-    fn add(&mut self, node: Node, role: Role) -> Result<(), YamlError> {
-        match self.stack.last_mut().map(|frame| &mut frame.kind) {
+    fn add(&mut self, node: Node, weight: usize, role: Role) -> Result<(), YamlError> {
+        match self.stack.last_mut() {
             None => self.root = Some((node, role)),
-            Some(FrameKind::Seq(items)) => items.push(node),
-            Some(FrameKind::Map(map)) => map.add(node, role == Role::MergeKey)?,
+            Some(frame) => {
+                frame.weight = frame.weight.saturating_add(weight);
+                match &mut frame.kind {
+                    FrameKind::Seq(items) => items.push(node),
+                    FrameKind::Map(map) => map.add(node, role == Role::MergeKey)?,
+                }
+            }
         }
         Ok(())
     }
 }
 
 impl MapFrame {
+    fn find(&self, name: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(name).copied(),
+            None => self.entries.iter().position(|(k, _)| k.name == name),
+        }
+    }
+
+    fn push(&mut self, key: Key, node: Node) -> Result<(), YamlError> {
+        if self.entries.len() >= MAX_MAP_ENTRIES {
+            return Err(YamlError::Syntax {
+                pos: key.pos,
+                message: format!("a mapping of more than {MAX_MAP_ENTRIES} keys"),
+            });
+        }
+        match &mut self.index {
+            Some(index) => {
+                index.insert(key.name.clone(), self.entries.len());
+            }
+            None if self.entries.len() + 1 >= INDEX_FROM => {
+                let mut index: HashMap<String, usize> = self
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (k.name.clone(), i))
+                    .collect();
+                index.insert(key.name.clone(), self.entries.len());
+                self.index = Some(index);
+            }
+            None => {}
+        }
+        self.entries.push((key, node));
+        Ok(())
+    }
+
     fn add(&mut self, node: Node, merge_key: bool) -> Result<(), YamlError> {
         match mem::replace(&mut self.next, Slot::Key) {
-            Slot::Value(key) => self.entries.push((key, node)),
+            Slot::Value(key) => self.push(key, node)?,
             Slot::MergeValue => self.merges.push(node),
             Slot::Key if merge_key => {
                 if let Some(first) = self.merge_key {
@@ -309,9 +400,10 @@ impl MapFrame {
             }
             Slot::Key => {
                 let name = key_name(node.value, node.pos)?;
-                if let Some((first, _)) = self.entries.iter().find(|(k, _)| k.name == name) {
-                    return Err(duplicate(name, node.pos, first.pos));
+                if let Some(i) = self.find(&name) {
+                    return Err(duplicate(name, node.pos, self.entries[i].0.pos));
                 }
+                // A key that is not yet an entry (its value follows) but was just named twice.
                 self.next = Slot::Value(Key {
                     name,
                     pos: node.pos,
@@ -325,11 +417,11 @@ impl MapFrame {
     fn finish(mut self, pos: Pos) -> Result<Node, YamlError> {
         for source in mem::take(&mut self.merges) {
             match source.value {
-                NodeValue::Map(entries) => self.merge(entries),
+                NodeValue::Map(entries) => self.merge(entries)?,
                 NodeValue::Seq(items) => {
                     for item in items {
                         match item.value {
-                            NodeValue::Map(entries) => self.merge(entries),
+                            NodeValue::Map(entries) => self.merge(entries)?,
                             _ => return Err(bad_merge(item.pos)),
                         }
                     }
@@ -343,12 +435,13 @@ impl MapFrame {
         })
     }
 
-    fn merge(&mut self, entries: Vec<(Key, Node)>) {
+    fn merge(&mut self, entries: Vec<(Key, Node)>) -> Result<(), YamlError> {
         for (key, node) in entries {
-            if !self.entries.iter().any(|(k, _)| k.name == key.name) {
-                self.entries.push((key, node));
+            if self.find(&key.name).is_none() {
+                self.push(key, node)?;
             }
         }
+        Ok(())
     }
 }
 
@@ -379,39 +472,77 @@ fn key_name(value: NodeValue, pos: Pos) -> Result<String, YamlError> {
     })
 }
 
-fn count_nodes(node: &Node) -> usize {
-    1 + match &node.value {
-        NodeValue::Seq(items) => items.iter().map(count_nodes).sum(),
-        NodeValue::Map(entries) => entries.iter().map(|(_, v)| count_nodes(v)).sum(),
-        _ => 0,
+/// A tag as written: `!!str`, `!custom`.
+fn tag_text(tag: &Tag) -> String {
+    if tag.is_yaml_core_schema() {
+        format!("!!{}", tag.suffix)
+    } else {
+        tag.to_string()
+    }
+}
+
+fn unknown_tag(tag: &Tag, pos: Pos) -> YamlError {
+    YamlError::Syntax {
+        pos,
+        message: format!(
+            "unknown tag `{}`: mlplat reads plain YAML, whose only tags are !!str, !!int, !!float, !!bool, !!null, !!seq and !!map",
+            super::shorten(&tag_text(tag))
+        ),
+    }
+}
+
+/// A collection may carry its own core tag (`!!seq`, `!!map`) and no other.
+fn check_collection_tag(tag: Option<&Tag>, kind: &str, pos: Pos) -> Result<(), YamlError> {
+    match tag {
+        None => Ok(()),
+        Some(t) if t.is_yaml_core_schema() && t.suffix == kind => Ok(()),
+        Some(t) => Err(unknown_tag(t, pos)),
     }
 }
 
 /// Resolves a scalar by its core-schema tag (`!!str`, `!!int`, ...) if it has one, else by the
-/// core schema if it is plain; anything else is a string.
+/// core schema if it is plain; anything else is a string. Any other tag is an error.
 fn resolve_scalar(
     text: &str,
     style: ScalarStyle,
     tag: Option<&Tag>,
     pos: Pos,
 ) -> Result<NodeValue, YamlError> {
-    let core_tag = tag
-        .filter(|t| t.is_yaml_core_schema())
-        .map(|t| t.suffix.as_str());
+    let core_tag = match tag {
+        None => None,
+        // `!` alone: the non-specific tag, a string.
+        Some(t)
+            if (t.handle == "!" && t.suffix.is_empty())
+                || (t.handle.is_empty() && t.suffix == "!") =>
+        {
+            Some("str")
+        }
+        Some(t)
+            if t.is_yaml_core_schema()
+                && matches!(t.suffix.as_str(), "str" | "null" | "bool" | "int" | "float") =>
+        {
+            Some(t.suffix.as_str())
+        }
+        Some(t) => return Err(unknown_tag(t, pos)),
+    };
     let value = match core_tag {
         Some("str") => Some(NodeValue::Str(text.to_owned())),
         Some("null") => is_null(text).then_some(NodeValue::Null),
         Some("bool") => resolve_bool(text).map(NodeValue::Bool),
         Some("int") => resolve_int(text).map(NodeValue::Int),
-        Some("float") => resolve_float(text)
+        Some(_) => resolve_float(text)
             .or_else(|| resolve_int(text).map(|i| i as f64))
             .map(NodeValue::Float),
-        _ if style == ScalarStyle::Plain => Some(resolve_plain(text)),
-        _ => Some(NodeValue::Str(text.to_owned())),
+        None if style == ScalarStyle::Plain => Some(resolve_plain(text)),
+        None => Some(NodeValue::Str(text.to_owned())),
     };
     value.ok_or_else(|| YamlError::Syntax {
         pos,
-        message: format!("`{text}` is not a valid !!{}", core_tag.unwrap_or_default()),
+        message: format!(
+            "{} is not a valid !!{}",
+            super::quote(text),
+            core_tag.unwrap_or_default()
+        ),
     })
 }
 
@@ -604,13 +735,13 @@ mod tests {
     }
 
     #[test]
-    fn honours_core_tags_and_ignores_others() {
+    fn honours_core_tags_and_refuses_others() {
         let src = "a: !!str 1\nb: !!int \"0x10\"\nc: !!float 2\nd: !!bool 'true'\ne: !!null ''\n\
-                   f: !!str\ng: !custom 5\nh: !custom '5'\ni: !!map {x: 1}\nj: !!float '-.inf'\n";
+                   f: !!str\ng: ! 5\ni: !!map {x: 1}\nj: !!float '-.inf'\nk: !!seq [1]\n";
         assert_eq!(
             load_json(src),
-            json!({ "a": "1", "b": 16, "c": 2.0, "d": true, "e": null, "f": "", "g": 5,
-                    "h": "5", "i": { "x": 1 }, "j": "-.inf" })
+            json!({ "a": "1", "b": 16, "c": 2.0, "d": true, "e": null, "f": "", "g": "5",
+                    "i": { "x": 1 }, "j": "-.inf", "k": [1] })
         );
         for bad in [
             "!!int abc",
@@ -618,6 +749,13 @@ mod tests {
             "!!null 0",
             "!!float x",
             "!!int 99999999999999999999",
+            "!custom main",
+            "!custom '5'",
+            "!!binary aGk=",
+            "!!map x",
+            "!custom {a: 1}",
+            "!!seq {a: 1}",
+            "!<tag:example.com,2000:x> 1",
         ] {
             let e = parse_document(&format!("k: {bad}")).unwrap_err();
             assert!(
@@ -631,6 +769,8 @@ mod tests {
                 "{bad}: {e:?}"
             );
         }
+        let e = parse_document("branch: !custom main\n").unwrap_err();
+        assert!(e.to_string().starts_with("unknown tag `!custom`"), "{e}");
     }
 
     #[test]

@@ -6,16 +6,18 @@
 //! - [`to_yaml_string`] / [`to_yaml_documents`] write a `serde_json::Value` as deterministic
 //!   block-style YAML that means the same in YAML 1.1 (go-yaml: kubectl, Helm, Flux) and YAML 1.2.
 
+mod de;
 mod emit;
 mod load;
 
+pub use de::{DeError, from_node};
 pub use emit::{to_yaml_documents, to_yaml_string};
-pub use load::{parse_document, parse_documents};
+pub use load::{MAX_DEPTH, MAX_DOC_BYTES, MAX_MAP_ENTRIES, parse_document, parse_documents};
 
 use serde_json::Value;
 
 /// A position in the source text; line and column (in characters) are both 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Pos {
     pub line: usize,
     pub col: usize,
@@ -51,7 +53,7 @@ pub struct Key {
 pub enum YamlError {
     #[error("{message}")]
     Syntax { pos: Pos, message: String },
-    #[error("duplicate key `{key}` (first defined at line {first_line})")]
+    #[error("duplicate key {} (first defined at line {first_line})", quote(key))]
     DuplicateKey {
         key: String,
         pos: Pos,
@@ -158,6 +160,20 @@ fn unescape_pointer_token(token: &str) -> std::borrow::Cow<'_, str> {
         token.replace("~1", "/").replace("~0", "~").into()
     } else {
         token.into()
+    }
+}
+
+/// Text of the input quoted in a message: in backquotes, cut short when it is long.
+pub fn quote(text: &str) -> String {
+    format!("`{}`", shorten(text))
+}
+
+/// Text of the input as a message shows it: at most 64 characters, then `…`.
+pub fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()),
     }
 }
 

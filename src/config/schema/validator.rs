@@ -111,6 +111,8 @@ const ANNOTATIONS: &[&str] = &[
     "description",
     "default",
     "x-expected",
+    // A secret's key: its value is never printed (see config::redaction).
+    "x-mlplat-secret",
 ];
 
 /// ECMA-262 `\s` (what JSON Schema patterns mean, and what `jsonschema` matches) as class
@@ -806,6 +808,11 @@ impl Validator {
             let kind = ViolationKind::AdditionalProperties { unexpected };
             out.push(site.violation("additionalProperties", kind));
         }
+    }
+
+    /// Whether `text` matches `pattern`, a pattern of the schema (false for any other).
+    pub fn matches_pattern(&self, pattern: &str, text: &str) -> bool {
+        self.patterns.contains_key(pattern) && self.matches(pattern, text)
     }
 
     /// Unanchored search, as JSON Schema's `pattern` is.
