@@ -153,6 +153,11 @@ pub fn build(
             "pvc": if store.is_pvc() { json!(PVC) } else { Value::Null },
             "artifacts_path": ARTIFACTS_PATH,
             "resources": cfg.resources.clone().unwrap_or_else(|| crate::config::defaults::value("/tools/mlflow/resources").clone()),
+            "checkov_skips": super::checkov_skips(&[
+                super::SKIP_TAG_PIN[0],
+                super::SKIP_TAG_PIN[1],
+                ("CKV_K8S_35", "MLflow reads its backend store URI and Flask key from the environment only"),
+            ]),
             "checksums": {
                 // Keyed: out/ may be public (external-secrets mode), the checksum must not help
                 // anyone guess a value; it still changes with each one, so a rotation rolls.
@@ -173,6 +178,26 @@ pub fn build(
             &json!({"name": SERVICE, "host": ing.host, "class_name": ing.class_name,
                     "tls_secret": ing.tls_secret, "port": PORT}),
         )?;
+    }
+    if let Some(net) = super::network::Network::new(loaded) {
+        let mut from: Vec<String> = [&net.airflow, &net.jupyterhub]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if cfg.ingress.is_some() {
+            from.push(net.ingress_namespace.clone());
+        }
+        from.extend(
+            loaded
+                .platform
+                .network_policies
+                .allow_from
+                .mlflow
+                .iter()
+                .cloned(),
+        );
+        super::network::policies(&mut component, Some((SERVICE, PORT)), &from)?;
     }
     if replicas > 1 {
         component.object(
