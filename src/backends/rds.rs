@@ -234,6 +234,11 @@ impl RdsBackend {
                     "env": env,
                     "configmap": CONFIGMAP,
                     "script": script_key,
+                    "checkov_skips": crate::tools::checkov_skips(&[
+                        crate::tools::SKIP_TAG_PIN[0],
+                        crate::tools::SKIP_TAG_PIN[1],
+                        ("CKV_K8S_35", "psql reads the master password from PGPASSWORD and the script each tool's password from the environment"),
+                    ]),
                 }),
             )?;
         }

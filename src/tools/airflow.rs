@@ -307,7 +307,11 @@ fn official(cfg: &AirflowConfig, links: &Links) -> ChartRelease {
             from.push(json!({"namespaceSelector": {"matchLabels": {
                 "kubernetes.io/metadata.name": net.ingress_namespace}}}));
         }
-        set(v, &["apiServer", "networkPolicy", "ingress", "from"], json!(from));
+        set(
+            v,
+            &["apiServer", "networkPolicy", "ingress", "from"],
+            json!(from),
+        );
     }
     chart
 }

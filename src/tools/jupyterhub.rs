@@ -442,7 +442,6 @@ fn kube_format_escape(s: &str) -> String {
     s.replace('{', "{{").replace('}', "}}")
 }
 
-
 /// Beyond the chart's defaults: requests and limits for the chart's own pods, no API token in
 /// the proxy (it never calls the API) and a pod security context for it; and the single-user
 /// pods' network policy opened to MLflow, which the chart's default (no private IPs) blocks.

@@ -347,8 +347,14 @@ pub fn set(root: &mut Value, path: &[&str], value: Value) {
 pub fn checkov_skips(skips: &[(&str, &str)]) -> Value {
     let mut map = Map::new();
     for (i, (id, reason)) in skips.iter().enumerate() {
-        debug_assert!(!reason.contains('='), "checkov splits the annotation at '='");
-        map.insert(format!("checkov.io/skip{}", i + 1), json!(format!("{id}={reason}")));
+        debug_assert!(
+            !reason.contains('='),
+            "checkov splits the annotation at '='"
+        );
+        map.insert(
+            format!("checkov.io/skip{}", i + 1),
+            json!(format!("{id}={reason}")),
+        );
     }
     Value::Object(map)
 }
