@@ -62,6 +62,8 @@ pub struct Backends {
     in_cluster_namespace: Option<String>,
     /// Every database user the platform needs, with its databases, for the in-cluster init.
     users: Vec<(DbAccess, Vec<String>)>,
+    /// The tools whose database is the in-cluster server: their namespaces may connect to it.
+    clients: Vec<String>,
     /// PostgreSQL on RDS (`postgres.mode: rds`), see [`rds`].
     rds: Option<rds::RdsBackend>,
 }
@@ -96,6 +98,7 @@ impl Backends {
             sslmode,
             in_cluster_namespace,
             users: Vec::new(),
+            clients: Vec::new(),
             rds: rds::RdsBackend::resolve(loaded),
         }
     }
@@ -134,6 +137,7 @@ impl Backends {
         let mut dbs = vec![access.database.clone()];
         dbs.extend(extra_databases.iter().cloned());
         self.users.push((access.clone(), dbs));
+        self.clients.push(tool.to_owned());
         access
     }
 
@@ -213,7 +217,7 @@ impl Backends {
         )?;
         let superuser_env = vec![
             json!({"name": "POSTGRES_USER", "value": "postgres"}),
-            json!({"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "postgres-password"}}}),
+            json!({"name": "POSTGRES_PASSWORD_FILE", "value": "/run/secrets/postgres/password"}),
             json!({"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}),
         ];
         component.object(
@@ -227,6 +231,8 @@ impl Backends {
                 "storage": cfg.storage.as_deref().unwrap_or(crate::config::defaults::text("/backends/postgres/inCluster/storage")),
                 "storage_class": cfg.storage_class,
                 "resources": cfg.resources.clone().unwrap_or_else(|| crate::config::defaults::value("/backends/postgres/inCluster/resources").clone()),
+                "superuser_secret": secret_name,
+                "checkov_skips": crate::tools::checkov_skips(&crate::tools::SKIP_TAG_PIN),
             }),
         )?;
         reconcile_job(
@@ -250,6 +256,32 @@ impl Backends {
                 secrets_yaml: &secrets_yaml,
             },
         )?;
+        if let Some(net) = crate::tools::network::Network::new(loaded) {
+            let mut from: Vec<String> = self
+                .clients
+                .iter()
+                .filter_map(|tool| match tool.as_str() {
+                    "airflow" => net.airflow.clone(),
+                    "mlflow" => net.mlflow.clone(),
+                    "jupyterhub" => net.jupyterhub.clone(),
+                    _ => None,
+                })
+                .collect();
+            from.extend(
+                loaded
+                    .platform
+                    .network_policies
+                    .allow_from
+                    .postgres
+                    .iter()
+                    .cloned(),
+            );
+            crate::tools::network::policies(
+                &mut component,
+                Some((POSTGRES_SERVICE, POSTGRES_PORT)),
+                &from,
+            )?;
+        }
         Ok(Some(component))
     }
 }
@@ -304,6 +336,11 @@ pub(crate) fn reconcile_job(
             "env": job.env,
             "configmap": job.configmap,
             "script": job.script_key,
+            "checkov_skips": crate::tools::checkov_skips(&[
+                crate::tools::SKIP_TAG_PIN[0],
+                crate::tools::SKIP_TAG_PIN[1],
+                ("CKV_K8S_35", "psql reads the administrator's password from PGPASSWORD and the script each tool's password from the environment"),
+            ]),
         }),
     )?;
     Ok(())

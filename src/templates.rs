@@ -22,6 +22,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("secret.yaml", include_str!("../templates/secret.yaml.j2")),
     (
+        "networkpolicy.yaml",
+        include_str!("../templates/networkpolicy.yaml.j2"),
+    ),
+    (
         "flux/helmrepository.yaml",
         include_str!("../templates/flux/helmrepository.yaml.j2"),
     ),

@@ -28,7 +28,6 @@ const NOTHING: &[&str] = &[
     "/backends/postgres/external",
     "/backends/postgres/external/host",
     "/backends/postgres/external/sslmode",
-    "/backends/postgres/inCluster/resources/limits/cpu",
     "/backends/postgres/inCluster/resources/limits/ephemeral-storage",
     "/backends/postgres/inCluster/resources/requests/ephemeral-storage",
     "/backends/postgres/inCluster/storageClass",
@@ -95,7 +94,6 @@ const NOTHING: &[&str] = &[
     "/tools/mlflow/ingress/className",
     "/tools/mlflow/ingress/host",
     "/tools/mlflow/ingress/tlsSecret",
-    "/tools/mlflow/resources/limits/cpu",
     "/tools/mlflow/resources/limits/ephemeral-storage",
     "/tools/mlflow/resources/requests/ephemeral-storage",
 ];

@@ -103,7 +103,7 @@ fn render_writes_each_environment_into_its_own_directory() {
     // Without pinned archives the chart values go unchecked, said once for both environments.
     assert_eq!(
         stderr(&out),
-        "mlplat: wrote out (66 files: dev, prod)\n\
+        "mlplat: wrote out (70 files: dev, prod)\n\
          mlplat: chart values were not checked against the charts (airflow 1.22.0: not pinned; jupyterhub 4.4.0: not pinned): `mlplat charts pull -c platform.yaml` pins and fetches them, once\n"
     );
     let mut top: Vec<String> = std::fs::read_dir(ws.path("out"))
@@ -417,7 +417,7 @@ fn charts_pull_pins_every_environments_charts_and_their_values_are_checked() {
 
     let out = helm(&["render", "-c", "platform.yaml", "-o", "out"]);
     exits(&out, 0);
-    assert_eq!(stderr(&out), "mlplat: wrote out (60 files: dev, prod)\n");
+    assert_eq!(stderr(&out), "mlplat: wrote out (64 files: dev, prod)\n");
 
     let before = ws.snapshot();
     std::fs::create_dir(ws.path("values")).expect("mkdir");

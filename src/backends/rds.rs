@@ -232,6 +232,9 @@ impl RdsBackend {
         }
         let instances: Vec<&str> = by_instance.keys().copied().collect();
         self.reference_managed_master_passwords(loaded, deriver, &mut component, &instances)?;
+        if crate::tools::network::Network::new(loaded).is_some() {
+            crate::tools::network::policies(&mut component, None, &[])?;
+        }
         Ok(Some(component))
     }
 

@@ -296,8 +296,9 @@ mod tests {
         );
         assert_eq!(v("/tools/airflow/users/0/firstName"), json!("ada"));
         assert_eq!(v("/tools/mlflow/resources/limits/memory"), json!("1536Mi"));
+        assert_eq!(v("/tools/mlflow/resources/limits/cpu"), json!("2"));
         assert!(matches!(
-            fallback("/tools/mlflow/resources/limits/cpu", &doc),
+            fallback("/tools/mlflow/resources/limits/ephemeral-storage", &doc),
             Fallback::Nothing(_)
         ));
         assert_eq!(

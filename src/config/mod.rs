@@ -43,6 +43,45 @@ pub struct PlatformConfig {
     pub backends: BackendsConfig,
     #[serde(default)]
     pub tools: ToolsConfig,
+    #[serde(default)]
+    pub network_policies: NetworkPoliciesConfig,
+}
+
+/// Who may connect to the servers mlplat renders itself (MLflow, the in-cluster PostgreSQL),
+/// and the charts' own network policies: see [`crate::tools::network`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPoliciesConfig {
+    /// Off: no NetworkPolicy of mlplat's, and the charts' left as they are (default on).
+    pub enabled: Option<bool>,
+    /// The ingress controller's namespace (default `ingress-nginx`).
+    pub ingress_namespace: Option<String>,
+    /// More namespaces that may connect, by server.
+    #[serde(default)]
+    pub allow_from: AllowFrom,
+}
+
+impl NetworkPoliciesConfig {
+    pub fn enabled(&self) -> bool {
+        self.enabled
+            .unwrap_or_else(|| defaults::flag("/networkPolicies/enabled"))
+    }
+
+    pub fn ingress_namespace(&self) -> &str {
+        self.ingress_namespace
+            .as_deref()
+            .unwrap_or_else(|| defaults::text("/networkPolicies/ingressNamespace"))
+    }
+}
+
+/// Extra namespaces allowed to connect to each server mlplat renders.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowFrom {
+    #[serde(default)]
+    pub mlflow: Vec<String>,
+    #[serde(default)]
+    pub postgres: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

@@ -333,6 +333,21 @@ fn official(cfg: &AirflowConfig, db: &DbAccess, links: &Links) -> ChartRelease {
         }
         set(v, &["ingress", "apiServer"], api);
     }
+    if let Some(net) = &links.network {
+        // The chart's policies, on; the API server's admits nobody unless told: Airflow's own
+        // pods (task pods call its execution API) and, with an ingress, the controller.
+        set(v, &["networkPolicies", "enabled"], json!(true));
+        let mut from = vec![json!({"podSelector": {}})];
+        if cfg.ingress.is_some() {
+            from.push(json!({"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": net.ingress_namespace}}}));
+        }
+        set(
+            v,
+            &["apiServer", "networkPolicy", "ingress", "from"],
+            json!(from),
+        );
+    }
     chart
 }
 

@@ -207,6 +207,7 @@ pub fn build(
         }
         secrets.push(super::mlflow::client_secret(deriver, "jupyterhub"));
     }
+    harden(v, links);
     // No image with code-server is published: the profile needs one the user built.
     if let (true, Some(image)) = (cfg.vscode.enabled != Some(false), &cfg.vscode.image) {
         set(
@@ -450,6 +451,58 @@ fn clone_init_container(
 /// Python's `str.format`: a literal brace is doubled.
 fn kube_format_escape(s: &str) -> String {
     s.replace('{', "{{").replace('}', "}}")
+}
+
+/// Beyond the chart's defaults: requests and limits for the chart's own pods, no API token in
+/// the proxy (it never calls the API) and a pod security context for it; and the single-user
+/// pods' network policy opened to MLflow, which the chart's default (no private IPs) blocks.
+fn harden(v: &mut Value, links: &Links) {
+    let sized = |cpu: &str, memory: &str, cpu_limit: &str, memory_limit: &str| {
+        json!({"requests": {"cpu": cpu, "memory": memory},
+               "limits": {"cpu": cpu_limit, "memory": memory_limit}})
+    };
+    set(v, &["hub", "resources"], sized("100m", "256Mi", "1", "1Gi"));
+    set(
+        v,
+        &["proxy", "chp", "resources"],
+        sized("50m", "64Mi", "500m", "256Mi"),
+    );
+    set(
+        v,
+        &["proxy", "chp", "extraPodSpec"],
+        json!({
+            "automountServiceAccountToken": false,
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        }),
+    );
+    set(
+        v,
+        &["scheduling", "userScheduler", "resources"],
+        sized("50m", "128Mi", "500m", "256Mi"),
+    );
+    set(
+        v,
+        &["prePuller", "resources"],
+        sized("10m", "8Mi", "100m", "32Mi"),
+    );
+    set(
+        v,
+        &["prePuller", "hook", "resources"],
+        sized("10m", "32Mi", "100m", "64Mi"),
+    );
+    if let (Some(net), Some(uri)) = (&links.network, &links.mlflow_uri) {
+        if let Some(ns) = &net.mlflow {
+            let port = uri.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+            set(
+                v,
+                &["singleuser", "networkPolicy", "egress"],
+                json!([{
+                    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}],
+                    "ports": [{"port": port, "protocol": "TCP"}],
+                }]),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

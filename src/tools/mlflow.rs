@@ -198,6 +198,11 @@ pub fn build(
             // Measured: 2 workers without the job runner, 0.64 GiB (PSS) after logging runs
             // with artifacts; MLflow's defaults (4 workers and the job runner) took 2.2 GiB.
             "resources": cfg.resources.clone().unwrap_or_else(|| crate::config::defaults::value("/tools/mlflow/resources").clone()),
+            "checkov_skips": super::checkov_skips(&[
+                super::SKIP_TAG_PIN[0],
+                super::SKIP_TAG_PIN[1],
+                ("CKV_K8S_35", "MLflow reads its backend store URI and Flask key from the environment only"),
+            ]),
             "checksums": {
                 "checksum/secret": server_secrets_checksum,
                 "checksum/config": fingerprint(format!("{config_yaml}{scripts_yaml}").as_bytes()),
@@ -228,6 +233,26 @@ pub fn build(
             &json!({"name": SERVICE, "host": ing.host, "class_name": ing.class_name,
                     "tls_secret": ing.tls_secret, "port": PORT}),
         )?;
+    }
+    if let Some(net) = super::network::Network::new(loaded) {
+        let mut from: Vec<String> = [&net.airflow, &net.jupyterhub]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if cfg.ingress.is_some() {
+            from.push(net.ingress_namespace.clone());
+        }
+        from.extend(
+            loaded
+                .platform
+                .network_policies
+                .allow_from
+                .mlflow
+                .iter()
+                .cloned(),
+        );
+        super::network::policies(&mut component, Some((SERVICE, PORT)), &from)?;
     }
     if replicas > 1 {
         component.object(

@@ -5,6 +5,7 @@
 pub mod airflow;
 pub mod jupyterhub;
 pub mod mlflow;
+pub mod network;
 
 use serde_json::{Map, Value, json};
 
@@ -267,6 +268,8 @@ pub struct Links {
     pub mlflow_uri: Option<String>,
     /// The DAG repository and branch, when Airflow syncs DAGs from git.
     pub dags: Option<(String, String)>,
+    /// The namespaces the charts' network policies let in, when they are on.
+    pub network: Option<network::Network>,
 }
 
 impl Links {
@@ -290,7 +293,11 @@ impl Links {
                     }),
                 )
             });
-        Links { mlflow_uri, dags }
+        Links {
+            mlflow_uri,
+            dags,
+            network: network::Network::new(loaded),
+        }
     }
 }
 
@@ -337,6 +344,36 @@ pub fn set(root: &mut Value, path: &[&str], value: Value) {
         map.insert((*last).to_owned(), value);
     }
 }
+
+/// The checks of checkov (a Kubernetes policy scanner) that an object of mlplat's fails on
+/// purpose, with why, as the `checkov.io/skipN` annotations checkov reads (`ID=reason`).
+pub fn checkov_skips(skips: &[(&str, &str)]) -> Value {
+    let mut map = Map::new();
+    for (i, (id, reason)) in skips.iter().enumerate() {
+        debug_assert!(
+            !reason.contains('='),
+            "checkov splits the annotation at '='"
+        );
+        map.insert(
+            format!("checkov.io/skip{}", i + 1),
+            json!(format!("{id}={reason}")),
+        );
+    }
+    Value::Object(map)
+}
+
+/// Why an image is pinned by tag, not digest (checkov's CKV_K8S_43), and pulled only when
+/// missing (CKV_K8S_15, which a digest would satisfy too).
+pub const SKIP_TAG_PIN: [(&str, &str); 2] = [
+    (
+        "CKV_K8S_43",
+        "pinned by a tag set in the config; a digest needs the registry at render time",
+    ),
+    (
+        "CKV_K8S_15",
+        "IfNotPresent with a pinned tag; Always would make every start depend on the registry",
+    ),
+];
 
 /// Quotes a string for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
