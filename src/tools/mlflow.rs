@@ -312,6 +312,11 @@ fn identities_job(
             "env": env,
             "scripts_configmap": SCRIPTS_CONFIGMAP,
             "scripts_dir": SCRIPTS_DIR,
+            "checkov_skips": super::checkov_skips(&[
+                super::SKIP_TAG_PIN[0],
+                super::SKIP_TAG_PIN[1],
+                ("CKV_K8S_35", "the script reads the admin's and each account's password from the environment"),
+            ]),
         }),
     )?;
     Ok(())
