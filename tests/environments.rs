@@ -417,7 +417,7 @@ fn charts_pull_pins_every_environments_charts_and_their_values_are_checked() {
 
     let out = helm(&["render", "-c", "platform.yaml", "-o", "out"]);
     exits(&out, 0);
-    assert_eq!(stderr(&out), "mlplat: wrote out (64 files: dev, prod)\n");
+    assert_eq!(stderr(&out), "mlplat: wrote out (70 files: dev, prod)\n");
 
     let before = ws.snapshot();
     std::fs::create_dir(ws.path("values")).expect("mkdir");
