@@ -220,25 +220,35 @@ impl Backends {
             json!({"name": "POSTGRES_PASSWORD_FILE", "value": "/run/secrets/postgres/password"}),
             json!({"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}),
         ];
+        let (image, checkov_skips) = crate::tools::pinned_image(
+            loaded,
+            cfg.image
+                .as_deref()
+                .unwrap_or(crate::config::defaults::text(
+                    "/backends/postgres/inCluster/image",
+                )),
+            &[],
+        )?;
         component.object(
             "statefulset.yaml",
             "postgres/statefulset.yaml",
             &json!({
                 "name": POSTGRES_SERVICE,
-                "image": cfg.image.as_deref().unwrap_or(crate::config::defaults::text("/backends/postgres/inCluster/image")),
+                "image": image,
                 "port": POSTGRES_PORT,
                 "env": superuser_env,
                 "storage": cfg.storage.as_deref().unwrap_or(crate::config::defaults::text("/backends/postgres/inCluster/storage")),
                 "storage_class": cfg.storage_class,
                 "resources": cfg.resources.clone().unwrap_or_else(|| crate::config::defaults::value("/backends/postgres/inCluster/resources").clone()),
                 "superuser_secret": secret_name,
-                "checkov_skips": crate::tools::checkov_skips(&crate::tools::SKIP_TAG_PIN),
+                "checkov_skips": checkov_skips,
             }),
         )?;
         reconcile_job(
             &mut component,
             deriver,
             &ReconcileJob {
+                loaded,
                 file: "job-reconcile.yaml",
                 name_prefix: "postgres-reconcile",
                 pod_name: "postgres-reconcile",
@@ -296,6 +306,7 @@ pub(crate) fn password_env(user: &str) -> String {
 
 /// What a reconcile Job runs, and where.
 pub(crate) struct ReconcileJob<'a> {
+    pub loaded: &'a Loaded,
     pub file: &'a str,
     pub name_prefix: &'a str,
     /// `app.kubernetes.io/name` of its pods (not the server's: no Service may select them).
@@ -325,6 +336,14 @@ pub(crate) fn reconcile_job(
         .unwrap_or_default();
     let mut pod_labels = component.labels.all();
     pod_labels["app.kubernetes.io/name"] = json!(job.pod_name);
+    let (image, checkov_skips) = crate::tools::pinned_image(
+        job.loaded,
+        job.image,
+        &[(
+            "CKV_K8S_35",
+            "psql reads the administrator's password from PGPASSWORD and the script each tool's password from the environment",
+        )],
+    )?;
     component.object(
         job.file,
         "postgres/job.yaml",
@@ -332,15 +351,11 @@ pub(crate) fn reconcile_job(
             "name": format!("{}-{tag}", job.name_prefix),
             "pod_labels": pod_labels,
             "instance": job.instance,
-            "image": job.image,
+            "image": image,
             "env": job.env,
             "configmap": job.configmap,
             "script": job.script_key,
-            "checkov_skips": crate::tools::checkov_skips(&[
-                crate::tools::SKIP_TAG_PIN[0],
-                crate::tools::SKIP_TAG_PIN[1],
-                ("CKV_K8S_35", "psql reads the administrator's password from PGPASSWORD and the script each tool's password from the environment"),
-            ]),
+            "checkov_skips": checkov_skips,
         }),
     )?;
     Ok(())

@@ -45,6 +45,30 @@ pub enum Command {
     /// Chart archives: pull them, pin them in the lock file (renders check chart values against them; `delivery: rendered` installs them).
     #[command(subcommand)]
     Charts(ChartsCommand),
+    /// Images of mlplat's own workloads: read their digests from the registry, pin them in the lock file (`images.pin: digest` renders them).
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Read the digest of each image mlplat's own workloads use (MLflow, PostgreSQL, the
+    /// database Jobs), in every environment, from its registry and record it in the lock.
+    ///
+    /// Needs the network (anonymous pulls: the OCI distribution API, HTTPS; plain HTTP for a
+    /// registry on localhost or 127.0.0.1). An image already pinned is kept, and the registry
+    /// not asked, unless `--update`; a pin no workload uses any more is dropped.
+    Pin(ImagesPinArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImagesPinArgs {
+    /// The platform config (its lock file beside it records the digests).
+    #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
+    pub config: PathBuf,
+    /// Read every digest again, and record the ones whose tag now names another manifest.
+    #[arg(long)]
+    pub update: bool,
 }
 
 /// Reads the config and the environment's overlay only: nothing is checked, no `fromEnv` or

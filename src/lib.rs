@@ -21,6 +21,7 @@ pub mod config;
 pub mod delivery;
 pub mod diff;
 pub mod files;
+pub mod images;
 pub mod index;
 pub mod lock;
 pub mod output;

@@ -3,7 +3,7 @@
 //! `--check` stay offline and deterministic. Committed with the config; holds no secret.
 //!
 //! Sections are owned by the commands that write them: `secrets` by `rotate`, `aws` by
-//! `provision`, `charts` by `charts pull`.
+//! `provision`, `charts` by `charts pull`, `images` by `images pin`.
 //!
 //! Chart pins are keyed by what they pin — repository, chart and version — not by the tool or
 //! the environment that uses them: a pin is a fact about a published archive, the same for
@@ -22,7 +22,7 @@ use crate::yaml::{self, Node, NodeValue};
 /// The components whose secrets mlplat derives: the first part of every secret's name.
 pub const SECRET_COMPONENTS: &[&str] = &["airflow", "jupyterhub", "mlflow", "postgres", "rds"];
 
-const HEADER: &str = "# Written by mlplat (provision, rotate, charts pull). Commit it beside the config; it holds no secret.\n";
+const HEADER: &str = "# Written by mlplat (provision, rotate, charts pull, images pin). Commit it beside the config; it holds no secret.\n";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -37,6 +37,10 @@ pub struct Lock {
     /// chart and version, one pin for each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub charts: Vec<ChartPin>,
+    /// The digest of each image mlplat's own workloads use, by reference as the config sets it
+    /// (owned by `mlplat images pin`; read by every render with `images.pin: digest`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
 }
 
 /// One chart archive, pinned: where it came from and the sha256 of its bytes.
@@ -150,6 +154,29 @@ impl Lock {
                         &pointer,
                         node.pos,
                         "generation 0: generations start at 1 (`mlplat rotate` bumps them)"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+        if let Some(Node {
+            value: NodeValue::Map(entries),
+            ..
+        }) = doc.pointer("/images")
+        {
+            for (key, node) in entries {
+                let digest = lock
+                    .images
+                    .get(&key.name)
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                if !crate::images::is_digest(digest) {
+                    let pointer =
+                        format!("/images/{}", key.name.replace('~', "~0").replace('/', "~1"));
+                    return Err(invalid(
+                        &pointer,
+                        node.pos,
+                        "not an image digest: `mlplat images pin` writes `sha256:` and 64 hex digits"
                             .to_owned(),
                     ));
                 }

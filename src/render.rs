@@ -127,6 +127,51 @@ pub fn charts(loaded: &Loaded) -> Result<Vec<(String, ChartRelease)>, RenderErro
         .collect())
 }
 
+/// Every image the workloads mlplat renders itself use (not the charts'), as the config names
+/// them: what `mlplat images pin` pins.
+pub fn own_images(loaded: &Loaded) -> Result<std::collections::BTreeSet<String>, RenderError> {
+    // By tag, whatever the config says: the images are what is asked, not their pins.
+    let mut by_tag = loaded.clone();
+    by_tag.platform.images.pin = Some(crate::config::ImagePin::Tag);
+    let mut images = std::collections::BTreeSet::new();
+    for c in components(&by_tag, &deriver(&by_tag))? {
+        for f in &c.files {
+            let docs =
+                crate::yaml::parse_documents(&f.text).map_err(|source| RenderError::Yaml {
+                    name: f.name.clone(),
+                    source,
+                })?;
+            for doc in docs {
+                let Ok(obj) = crate::yaml::from_node::<serde_json::Value>(&doc) else {
+                    continue;
+                };
+                collect_images(&obj, &mut images);
+            }
+        }
+    }
+    Ok(images)
+}
+
+/// The container images of a workload object (Deployment, StatefulSet, DaemonSet, Job,
+/// CronJob, Pod).
+fn collect_images(obj: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    let pod = match obj["kind"].as_str() {
+        Some("Deployment" | "StatefulSet" | "DaemonSet" | "Job") => {
+            &obj["spec"]["template"]["spec"]
+        }
+        Some("CronJob") => &obj["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        Some("Pod") => &obj["spec"],
+        _ => return,
+    };
+    for list in ["initContainers", "containers"] {
+        for c in pod[list].as_array().into_iter().flatten() {
+            if let Some(image) = c["image"].as_str() {
+                out.insert(image.to_owned());
+            }
+        }
+    }
+}
+
 fn deriver(loaded: &Loaded) -> Deriver {
     Deriver::new(&loaded.key, &loaded.platform.platform)
         .with_generations(loaded.lock.secrets.generations.clone())

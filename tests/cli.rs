@@ -457,7 +457,10 @@ fn the_aws_commands_live_in_the_binary_beside_mlplat() {
         .expect("run mlplat-aws");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("runs the AWS commands only"), "{err}");
+    assert!(
+        err.contains("runs the commands that need the network only"),
+        "{err}"
+    );
     assert!(!ws.path("elsewhere").exists());
 }
 

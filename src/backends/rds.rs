@@ -217,6 +217,7 @@ impl RdsBackend {
                 &mut component,
                 deriver,
                 &ReconcileJob {
+                    loaded,
                     file: &format!("job-{instance}.yaml"),
                     name_prefix: &format!("rds-init-{instance}"),
                     pod_name: "rds-init",

@@ -1,6 +1,6 @@
-//! The `mlplat-aws` binary: the AWS commands (`plan`, `provision`, `destroy`), started by
-//! `mlplat` with the same arguments. Kept apart so that `mlplat render` does not load the AWS
-//! SDK. Exit codes as `mlplat`'s: 0 success, 1 pending changes (plan), 2 error.
+//! The `mlplat-aws` binary: the commands that need the network (`plan`, `provision`,
+//! `destroy`, `images pin`), started by `mlplat` with the same arguments. Kept apart so that
+//! `mlplat render` does not load the AWS SDK, an HTTP client or a TLS stack. Exit codes as `mlplat`'s: 0 success, 1 pending changes (plan), 2 error.
 
 fn main() -> std::process::ExitCode {
     mlplat::main_with(mlplat::commands::run_aws)

@@ -26,7 +26,7 @@ pub fn hand_over() -> anyhow::Result<Outcome> {
     let path = location()?;
     if !path.is_file() {
         anyhow::bail!(
-            "the AWS commands (plan, provision, destroy) are in a second binary, `{NAME}`, which \
+            "the commands that need the network (plan, provision, destroy, images pin) are in a second binary, `{NAME}`, which \
              is not installed beside mlplat at {}: install both binaries (`cargo install --locked --path .` \
              does) or build both (`cargo build --release` does; `cargo run` builds mlplat alone)",
             path.display()

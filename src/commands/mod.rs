@@ -1,9 +1,9 @@
 //! The commands. Each returns what happened; `main` turns it into an exit code.
 //!
 //! Two binaries run them. `mlplat` runs every command but the AWS ones (`plan`, `provision`,
-//! `destroy`), which it hands to `mlplat-aws` installed beside it: a render then starts a
-//! binary without the AWS SDK, its async runtime and its TLS stack (a third of the size, and a
-//! millisecond and a half less per run, measured).
+//! `destroy`) and `images pin`, which it hands to `mlplat-aws` installed beside it: a render
+//! then starts a binary without the AWS SDK, its async runtime, its HTTP clients and its TLS
+//! stack (a third of the size, and a millisecond and a half less per run, measured).
 
 mod aws_binary;
 mod aws_common;
@@ -11,6 +11,7 @@ pub mod charts;
 pub mod destroy;
 pub mod diff;
 pub mod explain;
+pub mod images;
 pub mod init;
 pub mod plan;
 pub mod provision;
@@ -45,7 +46,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Render(args) => render::run(&args),
         Command::Init(args) => init::run(&args),
         Command::Diff(args) => diff::run(&args),
-        Command::Plan(_) | Command::Provision(_) | Command::Destroy(_) => aws_binary::hand_over(),
+        Command::Plan(_) | Command::Provision(_) | Command::Destroy(_) | Command::Images(_) => {
+            aws_binary::hand_over()
+        }
         Command::Rotate(args) => rotate::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Charts(args) => charts::run(&args),
@@ -59,8 +62,9 @@ pub fn run_aws(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Plan(args) => plan::run(&args),
         Command::Provision(args) => provision::run(&args),
         Command::Destroy(args) => destroy::run(&args),
+        Command::Images(args) => images::run(&args),
         _ => anyhow::bail!(
-            "`{}` runs the AWS commands only (plan, provision, destroy): run `mlplat` for the others",
+            "`{}` runs the commands that need the network only (plan, provision, destroy, images pin): run `mlplat` for the others",
             aws_binary::NAME
         ),
     }
@@ -84,6 +88,7 @@ pub(crate) fn render_error(err: RenderError) -> anyhow::Error {
         }
         RenderError::Chart(e) => e.into(),
         RenderError::Lock(e) => e.into(),
+        RenderError::Image(e) => e.into(),
         e @ RenderError::Unprovisioned(_) => anyhow::Error::new(e),
         other => {
             anyhow::Error::new(other).context("internal error while rendering (please report it)")

@@ -45,6 +45,32 @@ pub struct PlatformConfig {
     pub tools: ToolsConfig,
     #[serde(default)]
     pub network_policies: NetworkPoliciesConfig,
+    #[serde(default)]
+    pub images: ImagesConfig,
+}
+
+/// How the images of mlplat's own workloads are referenced: see [`crate::images`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImagesConfig {
+    pub pin: Option<ImagePin>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ImagePin {
+    Tag,
+    Digest,
+}
+
+impl ImagesConfig {
+    pub fn pin(&self) -> ImagePin {
+        self.pin
+            .unwrap_or_else(|| match defaults::text("/images/pin") {
+                "digest" => ImagePin::Digest,
+                _ => ImagePin::Tag,
+            })
+    }
 }
 
 /// Who may connect to the servers mlplat renders itself (MLflow, the in-cluster PostgreSQL),
@@ -426,7 +452,7 @@ pub struct Vscode {
 
 /// The values only the user has, read from the environment or from files, by the JSON pointer
 /// of their `{fromEnv|fromFile}` in the config (`/tools/airflow/dags/credentials/token`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inputs(BTreeMap<String, Secret>);
 
 impl Inputs {
@@ -455,7 +481,7 @@ pub struct ValuesFile {
 const PUBLIC_EXAMPLE_KEY: &str = include_str!("../../examples/example.key");
 
 /// A config that passed every check, with everything it refers to read in.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Loaded {
     pub file: PathBuf,
     /// The environment whose overlay was merged in, if any.

@@ -174,12 +174,22 @@ pub fn build(
             "identities.py": identities_script,
         }}),
     )?;
+    let (image, checkov_skips) = super::pinned_image(
+        loaded,
+        cfg.image
+            .as_deref()
+            .unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
+        &[(
+            "CKV_K8S_35",
+            "MLflow reads its backend store URI and Flask key from the environment only",
+        )],
+    )?;
     component.object(
         "deployment.yaml",
         "mlflow/deployment.yaml",
         &json!({
             "name": SERVICE,
-            "image": cfg.image.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
+            "image": image,
             "replicas": replicas,
             "port": PORT,
             "args": ["mlflow", "server", "--host", "0.0.0.0", "--port", PORT.to_string(),
@@ -198,11 +208,7 @@ pub fn build(
             // Measured: 2 workers without the job runner, 0.64 GiB (PSS) after logging runs
             // with artifacts; MLflow's defaults (4 workers and the job runner) took 2.2 GiB.
             "resources": cfg.resources.clone().unwrap_or_else(|| crate::config::defaults::value("/tools/mlflow/resources").clone()),
-            "checkov_skips": super::checkov_skips(&[
-                super::SKIP_TAG_PIN[0],
-                super::SKIP_TAG_PIN[1],
-                ("CKV_K8S_35", "MLflow reads its backend store URI and Flask key from the environment only"),
-            ]),
+            "checkov_skips": checkov_skips,
             "checksums": {
                 "checksum/secret": server_secrets_checksum,
                 "checksum/config": fingerprint(format!("{config_yaml}{scripts_yaml}").as_bytes()),
@@ -217,6 +223,7 @@ pub fn build(
     if !consumers.is_empty() {
         identities_job(
             &mut component,
+            loaded,
             deriver,
             cfg,
             &namespace,
@@ -271,6 +278,7 @@ pub fn build(
 #[allow(clippy::too_many_arguments)]
 fn identities_job(
     component: &mut Component,
+    loaded: &Loaded,
     deriver: &Deriver,
     cfg: &MlflowConfig,
     namespace: &str,
@@ -301,22 +309,28 @@ fn identities_job(
         .unwrap_or_default();
     let mut pod_labels = component.labels.all();
     pod_labels["app.kubernetes.io/name"] = json!("mlflow-identities");
+    let (image, checkov_skips) = super::pinned_image(
+        loaded,
+        cfg.image
+            .as_deref()
+            .unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
+        &[(
+            "CKV_K8S_35",
+            "the script reads the admin's and each account's password from the environment",
+        )],
+    )?;
     component.object(
         "job-identities.yaml",
         "mlflow/job-identities.yaml",
         &json!({
             "name": format!("mlflow-identities-{tag}"),
             "pod_labels": pod_labels,
-            "image": cfg.image.as_deref().unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
+            "image": image,
             "command": ["python", format!("{SCRIPTS_DIR}/identities.py")],
             "env": env,
             "scripts_configmap": SCRIPTS_CONFIGMAP,
             "scripts_dir": SCRIPTS_DIR,
-            "checkov_skips": super::checkov_skips(&[
-                super::SKIP_TAG_PIN[0],
-                super::SKIP_TAG_PIN[1],
-                ("CKV_K8S_35", "the script reads the admin's and each account's password from the environment"),
-            ]),
+            "checkov_skips": checkov_skips,
         }),
     )?;
     Ok(())

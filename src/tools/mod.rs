@@ -35,6 +35,9 @@ pub enum RenderError {
     /// The lock file names a secret the platform does not derive (the user's to fix).
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    /// `images.pin: digest` and an image with no digest in the lock (the user's to fix).
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
 }
 
 /// Checks that a rendered template is YAML. Templates are fixed at build time and every value
@@ -367,13 +370,30 @@ pub fn checkov_skips(skips: &[(&str, &str)]) -> Value {
 pub const SKIP_TAG_PIN: [(&str, &str); 2] = [
     (
         "CKV_K8S_43",
-        "pinned by a tag set in the config; a digest needs the registry at render time",
+        "pinned by a tag set in the config (images.pin: digest pins it by digest)",
     ),
     (
         "CKV_K8S_15",
         "IfNotPresent with a pinned tag; Always would make every start depend on the registry",
     ),
 ];
+
+/// The image reference a workload of mlplat's uses for `image`, and the checkov skips that
+/// reference needs (none for a digest; see [`SKIP_TAG_PIN`]) followed by `more`.
+pub fn pinned_image(
+    loaded: &Loaded,
+    image: &str,
+    more: &[(&'static str, &'static str)],
+) -> Result<(String, Value), RenderError> {
+    let (reference, by_digest) = crate::images::reference(loaded, image)?;
+    let mut skips: Vec<(&str, &str)> = if by_digest {
+        Vec::new()
+    } else {
+        SKIP_TAG_PIN.to_vec()
+    };
+    skips.extend_from_slice(more);
+    Ok((reference, checkov_skips(&skips)))
+}
 
 /// Quotes a string for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
