@@ -158,6 +158,26 @@ fn tree(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// A directory with a key and a config pinning by digest MLflow's and PostgreSQL's `images`.
+fn workspace(mlflow: &str, postgres: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("mlplat.key"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .expect("key");
+    std::fs::write(
+        dir.path().join("platform.yaml"),
+        format!(
+            "platform: pinned\nsecrets: {{key: {{fromFile: mlplat.key}}}}\nimages: {{pin: digest}}\n\
+             backends: {{postgres: {{inCluster: {{image: \"{postgres}\"}}}}}}\n\
+             tools:\n  mlflow: {{image: \"{mlflow}\"}}\n"
+        ),
+    )
+    .expect("config");
+    dir
+}
+
 #[test]
 fn digests_are_read_from_the_registry_pinned_in_the_lock_and_rendered() {
     let registry = Registry::start();
@@ -168,18 +188,8 @@ fn digests_are_read_from_the_registry_pinned_in_the_lock_and_rendered() {
     registry.push("mlplat/mlflow:3.17.2", mlflow_v1);
     registry.push("library/postgres:16.10", postgres_v1);
 
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = workspace(&mlflow, &postgres);
     let d = dir.path();
-    std::fs::write(d.join("mlplat.key"), "0123456789abcdef0123456789abcdef\n").expect("key");
-    std::fs::write(
-        d.join("platform.yaml"),
-        format!(
-            "platform: pinned\nsecrets: {{key: {{fromFile: mlplat.key}}}}\nimages: {{pin: digest}}\n\
-             backends: {{postgres: {{inCluster: {{image: \"{postgres}\"}}}}}}\n\
-             tools:\n  mlflow: {{image: \"{mlflow}\"}}\n"
-        ),
-    )
-    .expect("config");
 
     // No digest recorded yet: the render stops, names the image and the command, writes nothing.
     let first = mlplat(d, &["render", "-c", "platform.yaml", "-o", "out"]);
@@ -287,18 +297,11 @@ fn digests_are_read_from_the_registry_pinned_in_the_lock_and_rendered() {
 fn an_unknown_tag_is_an_error_naming_the_image_and_the_lock_is_untouched() {
     let registry = Registry::start();
     let r = &registry.addr;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = workspace(
+        &format!("{r}/mlplat/mlflow:9.9.9"),
+        &format!("{r}/library/postgres:16.10"),
+    );
     let d = dir.path();
-    std::fs::write(d.join("mlplat.key"), "0123456789abcdef0123456789abcdef\n").expect("key");
-    std::fs::write(
-        d.join("platform.yaml"),
-        format!(
-            "platform: pinned\nsecrets: {{key: {{fromFile: mlplat.key}}}}\nimages: {{pin: digest}}\n\
-             backends: {{postgres: {{inCluster: {{image: \"{r}/library/postgres:16.10\"}}}}}}\n\
-             tools:\n  mlflow: {{image: \"{r}/mlplat/mlflow:9.9.9\"}}\n"
-        ),
-    )
-    .expect("config");
     registry.push("library/postgres:16.10", "{}");
     let pin = mlplat(d, &["images", "pin", "-c", "platform.yaml"]);
     assert_eq!(pin.status.code(), Some(2), "{}", stderr(&pin));

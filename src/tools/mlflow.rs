@@ -176,9 +176,7 @@ pub fn build(
     )?;
     let (image, checkov_skips) = super::pinned_image(
         loaded,
-        cfg.image
-            .as_deref()
-            .unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
+        image_of(cfg),
         &[(
             "CKV_K8S_35",
             "MLflow reads its backend store URI and Flask key from the environment only",
@@ -275,6 +273,13 @@ pub fn build(
 /// REST API as the admin: `users/create`, or `users/update-password` when it exists, then EDIT
 /// on the Default experiment. Its name carries a keyed checksum of everything it uses, so a new
 /// password or a new consumer makes a new Job (a Job's template cannot change in place).
+/// The MLflow image the config names (the default: what `images/mlflow/Dockerfile` builds).
+fn image_of(cfg: &MlflowConfig) -> &str {
+    cfg.image
+        .as_deref()
+        .unwrap_or(crate::config::defaults::text("/tools/mlflow/image"))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn identities_job(
     component: &mut Component,
@@ -311,9 +316,7 @@ fn identities_job(
     pod_labels["app.kubernetes.io/name"] = json!("mlflow-identities");
     let (image, checkov_skips) = super::pinned_image(
         loaded,
-        cfg.image
-            .as_deref()
-            .unwrap_or(crate::config::defaults::text("/tools/mlflow/image")),
+        image_of(cfg),
         &[(
             "CKV_K8S_35",
             "the script reads the admin's and each account's password from the environment",
