@@ -3,6 +3,7 @@
 //! external PostgreSQL is given by host and port.
 
 pub mod artifacts;
+pub mod aws;
 mod rds;
 
 use serde_json::{Value, json};

@@ -1,6 +1,7 @@
 //! The command line: arguments only. Each command lives in `commands/<name>.rs`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -165,11 +166,11 @@ pub struct ProvisionArgs {
     #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
     pub config: PathBuf,
     /// How long to wait for the databases to become available (90s, 40m, 1h).
-    #[arg(long, value_name = "DURATION", default_value = "40m", value_parser = crate::commands::parse_duration)]
-    pub timeout: std::time::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "40m", value_parser = parse_duration)]
+    pub timeout: Duration,
     /// How often to ask AWS for their status.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::commands::parse_duration, hide = true)]
-    pub poll_interval: std::time::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, hide = true)]
+    pub poll_interval: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -181,10 +182,10 @@ pub struct DestroyArgs {
     #[arg(long)]
     pub yes: bool,
     /// How long to wait for the databases to be deleted.
-    #[arg(long, value_name = "DURATION", default_value = "40m", value_parser = crate::commands::parse_duration)]
-    pub timeout: std::time::Duration,
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::commands::parse_duration, hide = true)]
-    pub poll_interval: std::time::Duration,
+    #[arg(long, value_name = "DURATION", default_value = "40m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration, hide = true)]
+    pub poll_interval: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -198,4 +199,21 @@ pub struct InitArgs {
     /// Replace an existing platform.yaml (the key file is never replaced).
     #[arg(long)]
     pub force: bool,
+}
+
+/// `90s`, `40m`, `1h` or plain seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 90s, 40m or 1h"))?;
+    match unit {
+        "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{s}` is not a duration such as 90s, 40m or 1h")),
+    }
 }

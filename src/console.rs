@@ -12,22 +12,26 @@
 use std::io::Write;
 
 /// Writes to stdout, cleaned.
+#[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::console::out(::std::format_args!($($arg)*), false) };
 }
 
 /// Writes a line to stdout, cleaned.
+#[macro_export]
 macro_rules! println {
     () => { $crate::console::out(::std::format_args!(""), true) };
     ($($arg:tt)*) => { $crate::console::out(::std::format_args!($($arg)*), true) };
 }
 
 /// Writes to stderr, cleaned.
+#[macro_export]
 macro_rules! eprint {
     ($($arg:tt)*) => { $crate::console::err(::std::format_args!($($arg)*), false) };
 }
 
 /// Writes a line to stderr, cleaned.
+#[macro_export]
 macro_rules! eprintln {
     () => { $crate::console::err(::std::format_args!(""), true) };
     ($($arg:tt)*) => { $crate::console::err(::std::format_args!($($arg)*), true) };

@@ -10,9 +10,8 @@
 #![warn(clippy::disallowed_macros, clippy::disallowed_methods)]
 
 #[macro_use]
-mod console;
+pub mod console;
 
-pub mod aws;
 pub mod backends;
 pub mod charts;
 pub mod cli;
@@ -29,7 +28,6 @@ pub mod redact;
 pub mod render;
 pub mod secret_delivery;
 pub mod secrets;
-pub mod secrets_manager;
 pub mod templates;
 pub mod tools;
 pub mod yaml;

@@ -11,6 +11,8 @@
 //! of one chart share one list today, and when environments get locks of their own, an
 //! environment's lock holds the pins it uses in the same form, with nothing to rewrite.
 
+pub mod aws;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -31,7 +33,7 @@ pub struct Lock {
     pub secrets: SecretsLock,
     /// AWS resources found or created by `mlplat provision` (owned by the AWS backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws: Option<crate::aws::lock::AwsLock>,
+    pub aws: Option<aws::AwsLock>,
     /// Chart archives pinned by content (owned by `mlplat charts pull`; read by
     /// `delivery: rendered`, and by every render to check chart values), sorted by repository,
     /// chart and version, one pin for each.

@@ -243,7 +243,7 @@ fn outcome(file: &Path, doc: &Value) -> Result<String, String> {
     if file.ends_with("aws.yaml") {
         out.push_str(&format!(
             "{:?}",
-            mlplat::aws::spec::Desired::from_config(&loaded)
+            mlplat::backends::aws::Desired::from_config(&loaded)
         ));
     }
     Ok(out)

@@ -340,7 +340,7 @@ struct Platform {
 /// The PostgreSQL server as the cluster (in-cluster) or RDS leave it before mlplat's Jobs run.
 fn start_database(ws: &Workspace, cluster: &Cluster, rewrites: &mut Rewrites) -> Postgres {
     let loaded = ws.loaded();
-    let specs = mlplat::aws::spec::Desired::from_config(&loaded).instances;
+    let specs = mlplat::backends::aws::Desired::from_config(&loaded).instances;
     let pg = Postgres::start(&ws.root.join("postgres"), !specs.is_empty());
     if specs.is_empty() {
         // In-cluster: the postgres image's entrypoint makes the superuser with its Secret's password.
@@ -353,7 +353,7 @@ fn start_database(ws: &Workspace, cluster: &Cluster, rewrites: &mut Rewrites) ->
     for spec in specs {
         // What `mlplat provision` asks of RDS: the master user (RDS's is not a superuser: it
         // may create roles and databases) and, per tool, the tool's database.
-        let mlplat::aws::spec::MasterPassword::Given(pw) = &spec.master_password else {
+        let mlplat::backends::aws::MasterPassword::Given(pw) = &spec.master_password else {
             panic!("the runtime test emulates RDS with master passwords mlplat knows");
         };
         pg.admin(

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::aws::spec::s3_config;
+use crate::backends::aws::s3_config;
 use crate::config::Loaded;
 
 /// The artifact store of a render.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{DbAccess, ReconcileJob, password_env, reconcile_job};
-use crate::aws::spec::{instance_for, master_password, rds_config};
+use crate::backends::aws::{instance_for, master_password, rds_config};
 use crate::config::{DatabaseConfig, Loaded, RdsLayout};
 use crate::secrets::{Deriver, Policy};
 use crate::tools::{Component, Labels, RenderError, render_to};
@@ -54,7 +54,7 @@ impl RdsBackend {
             master_username: rds
                 .master_username
                 .clone()
-                .unwrap_or_else(|| crate::aws::spec::DEFAULT_SHARED_MASTER.into()),
+                .unwrap_or_else(|| crate::backends::aws::DEFAULT_SHARED_MASTER.into()),
             tools: Vec::new(),
         })
     }

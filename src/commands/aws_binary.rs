@@ -1,5 +1,6 @@
-//! `mlplat plan|provision|destroy` run `mlplat-aws`, the binary beside `mlplat` that links the
-//! AWS SDK, with the same arguments. On Unix it replaces the `mlplat` process (`exec`), so
+//! `mlplat plan|provision|destroy|images pin` run `mlplat-aws` (the crate `crates/mlplat-aws`),
+//! the binary beside `mlplat` that links the AWS SDK and an HTTP client, with the same
+//! arguments. On Unix it replaces the `mlplat` process (`exec`), so
 //! signals such as Ctrl-C during a wait and the exit code are `mlplat-aws`'s own.
 
 use std::path::PathBuf;
@@ -27,8 +28,8 @@ pub fn hand_over() -> anyhow::Result<Outcome> {
     if !path.is_file() {
         anyhow::bail!(
             "the commands that need the network (plan, provision, destroy, images pin) are in a second binary, `{NAME}`, which \
-             is not installed beside mlplat at {}: install both binaries (`cargo install --locked --path .` \
-             does) or build both (`cargo build --release` does; `cargo run` builds mlplat alone)",
+             is not installed beside mlplat at {}: install it (`cargo install --locked --path crates/mlplat-aws` \
+             puts it beside `cargo install --locked --path .`'s mlplat) or build both (`cargo build --release --workspace`)",
             path.display()
         );
     }

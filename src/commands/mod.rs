@@ -1,26 +1,21 @@
 //! The commands. Each returns what happened; `main` turns it into an exit code.
 //!
-//! Two binaries run them. `mlplat` runs every command but the AWS ones (`plan`, `provision`,
-//! `destroy`) and `images pin`, which it hands to `mlplat-aws` installed beside it: a render
-//! then starts a binary without the AWS SDK, its async runtime, its HTTP clients and its TLS
-//! stack (a third of the size, and a millisecond and a half less per run, measured).
+//! Two binaries run them. `mlplat` runs every command here; the ones that need the network
+//! (`plan`, `provision`, `destroy`, `images pin`) live in the `mlplat-aws` crate, and `mlplat`
+//! hands them to the `mlplat-aws` binary installed beside it ([`aws_binary`]): a render then
+//! starts a binary without the AWS SDK, its async runtime, its HTTP clients and its TLS stack,
+//! and building `mlplat` builds none of them.
 
-mod aws_binary;
-mod aws_common;
+pub mod aws_binary;
 pub mod charts;
-pub mod destroy;
 pub mod diff;
 pub mod explain;
-pub mod images;
 pub mod init;
-pub mod plan;
-pub mod provision;
 pub mod render;
 pub mod rotate;
 
 use crate::cli::{Cli, Command};
 use crate::tools::RenderError;
-pub use aws_common::parse_duration;
 
 /// How a successful command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,23 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Runs a parsed command line: the `mlplat-aws` binary, which `mlplat` starts for the AWS
-/// commands.
-pub fn run_aws(cli: Cli) -> anyhow::Result<Outcome> {
-    match cli.command {
-        Command::Plan(args) => plan::run(&args),
-        Command::Provision(args) => provision::run(&args),
-        Command::Destroy(args) => destroy::run(&args),
-        Command::Images(args) => images::run(&args),
-        _ => anyhow::bail!(
-            "`{}` runs the commands that need the network only (plan, provision, destroy, images pin): run `mlplat` for the others",
-            aws_binary::NAME
-        ),
-    }
-}
-
 /// Says once, on stderr, which charts' values a render could not check against the chart.
-pub(crate) fn note_unchecked(config: &std::path::Path, report: &crate::render::Report) {
+pub fn note_unchecked(config: &std::path::Path, report: &crate::render::Report) {
     if let Some(line) = crate::charts::unchecked_note(config, &report.unchecked) {
         eprintln!("{line}");
     }
@@ -79,7 +59,7 @@ pub(crate) fn note_unchecked(config: &std::path::Path, report: &crate::render::R
 
 /// A failed render as the user sees it: a chart problem or a backend not provisioned yet is
 /// theirs to fix and says how; any other failure is a bug in mlplat.
-pub(crate) fn render_error(err: RenderError) -> anyhow::Error {
+pub fn render_error(err: RenderError) -> anyhow::Error {
     match err {
         // The chart would refuse the values: problems in the user's files, shown like config
         // errors (or mlplat's own bug, which they say).

@@ -158,7 +158,7 @@ pub fn fallback(pointer: &str, doc: &Value) -> Fallback {
         ["backends", "postgres", "rds", "masterUsername"] => {
             return match at("/backends/postgres/rds/layout").and_then(Value::as_str) {
                 Some("shared") => computed(
-                    json!(crate::aws::spec::DEFAULT_SHARED_MASTER),
+                    json!(crate::backends::aws::DEFAULT_SHARED_MASTER),
                     "the shared instance's master user",
                 ),
                 _ => Fallback::Rule(

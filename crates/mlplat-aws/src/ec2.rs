@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification};
 
-use super::error::from_sdk;
-use super::spec::SecurityGroupSpec;
-use super::{AwsError, Clients};
+use crate::error::from_sdk;
+use crate::{AwsError, Clients};
+use mlplat::backends::aws::SecurityGroupSpec;
 
 /// A security group as AWS has it.
 #[derive(Debug, Clone, PartialEq, Eq)]

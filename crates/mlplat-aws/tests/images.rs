@@ -3,6 +3,8 @@
 //! anonymous Bearer token from the realm its 401 names, `Docker-Content-Digest` on the answer,
 //! 404 for an unknown tag), and a tag can be re-pushed while the test runs.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,7 +14,6 @@ use std::sync::{Arc, Mutex};
 
 use sha2::Digest as _;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mlplat");
 const TOKEN: &str = "anonymous-pull-token";
 
 /// Manifests by `repository:tag`, and every request line the registry saw.
@@ -124,7 +125,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>, addr: &str) {
 }
 
 fn mlplat(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(common::mlplat_bin())
         .args(args)
         .current_dir(dir)
         .env_remove("MLPLAT_KEY")

@@ -1,14 +1,14 @@
 //! `mlplat images pin`: read the digest of each image mlplat's own workloads use — in every
 //! environment — from its registry, and record it in the lock file's `images` map, which
 //! `images.pin: digest` renders from. The only command that needs the network for images; see
-//! [`crate::images`].
+//! [`mlplat::images`].
 
 use std::collections::BTreeSet;
 
-use super::Outcome;
-use crate::cli::{ImagesCommand, ImagesPinArgs};
-use crate::config::{self, Platforms};
-use crate::render;
+use mlplat::cli::{ImagesCommand, ImagesPinArgs};
+use mlplat::commands::Outcome;
+use mlplat::config::{self, Platforms};
+use mlplat::render;
 
 pub fn run(cmd: &ImagesCommand) -> anyhow::Result<Outcome> {
     match cmd {
@@ -30,7 +30,7 @@ fn pin(args: &ImagesPinArgs) -> anyhow::Result<Outcome> {
     };
     let mut wanted: BTreeSet<String> = BTreeSet::new();
     for loaded in &platforms {
-        wanted.extend(render::own_images(loaded).map_err(super::render_error)?);
+        wanted.extend(render::own_images(loaded).map_err(mlplat::commands::render_error)?);
     }
     // Pinned in the config itself (`image@sha256:…`): nothing to read.
     wanted.retain(|image| !image.contains('@'));
@@ -41,7 +41,7 @@ fn pin(args: &ImagesPinArgs) -> anyhow::Result<Outcome> {
             eprintln!("mlplat: {image} is pinned ({digest})");
             continue;
         }
-        let digest = crate::images::resolve(image)?;
+        let digest = crate::registry::resolve(image)?;
         match known {
             Some(old) if old == digest => eprintln!("mlplat: {image} is unchanged ({digest})"),
             Some(old) => eprintln!("mlplat: {image}: pinned {digest} (was {old})"),
@@ -55,7 +55,7 @@ fn pin(args: &ImagesPinArgs) -> anyhow::Result<Outcome> {
         lock.save(&args.config)?;
         eprintln!(
             "mlplat: wrote {}",
-            crate::lock::path_for(&args.config).display()
+            mlplat::lock::path_for(&args.config).display()
         );
     }
     Ok(Outcome::Clean)

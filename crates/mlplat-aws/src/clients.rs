@@ -1,24 +1,7 @@
-//! The AWS backends: RDS PostgreSQL and S3, looked up, created, changed and removed with the AWS
-//! SDK. Only `plan`, `provision` and `destroy` come here; `render` reads the lock file instead.
-//!
-//! [`spec`] computes what the config asks for (no call); [`ec2`], [`rds`] and [`s3`] observe
-//! and change one kind of resource each; [`plan`] compares the two; [`provision`] and
-//! [`destroy`] run the steps; [`wait`] polls until an instance is ready, with progress.
-//! [`Clients`] is built once per command from aws-config's default chain (`AWS_PROFILE`,
-//! `AWS_REGION`, `AWS_ENDPOINT_URL`, …); a step that needs another service adds its client there.
+//! The SDK clients of one command, built once from aws-config's default chain, and the
+//! current-thread runtime the AWS commands run on.
 
-pub mod destroy;
-pub mod ec2;
-pub mod error;
-pub mod lock;
-pub mod plan;
-pub mod provision;
-pub mod rds;
-pub mod s3;
-pub mod spec;
-pub mod wait;
-
-pub use error::AwsError;
+use crate::AwsError;
 
 /// The SDK clients of one command, sharing one loaded configuration.
 #[derive(Debug, Clone)]

@@ -6,24 +6,24 @@
 //! moto is the one `scripts/test` started (`MLPLAT_TEST_AWS_ENDPOINT`), or one this binary
 //! starts on a free loopback port and stops when it ends. Each test uses its own names.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_mlplat");
 
 /// The emulator's endpoint, started once per test binary.
 #[allow(clippy::zombie_processes)] // the watchdog outlives this process on purpose
 fn endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| {
-        if let Ok(e) = std::env::var("MLPLAT_TEST_AWS_ENDPOINT") {
-            if !e.is_empty() {
-                return e;
-            }
+        if let Ok(e) = std::env::var("MLPLAT_TEST_AWS_ENDPOINT")
+            && !e.is_empty()
+        {
+            return e;
         }
         let port = free_port();
         // A watchdog shell stops moto (by its pid) once this test process is gone.
@@ -133,7 +133,7 @@ impl Workspace {
     /// A platform named `name` with Airflow and MLflow on RDS (per tool) and S3.
     fn new(name: &str, rt: &tokio::runtime::Runtime, rds_extra: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("tempdir");
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let examples = common::workspace_root().join("examples");
         for f in ["example.key", "example-git-token"] {
             std::fs::copy(examples.join(f), dir.path().join(f)).expect("copy");
         }
@@ -189,7 +189,7 @@ tools:
     }
 
     fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(common::mlplat_bin());
         cmd.current_dir(self.dir.path())
             .args(args)
             .stdin(Stdio::null())
@@ -212,12 +212,12 @@ tools:
     /// Every master password this config sends to RDS.
     fn master_passwords(&self) -> Vec<String> {
         let loaded = mlplat::config::load(&self.path("platform.yaml")).expect("load");
-        mlplat::aws::spec::Desired::from_config(&loaded)
+        mlplat::backends::aws::Desired::from_config(&loaded)
             .instances
             .iter()
             .filter_map(|i| match &i.master_password {
-                mlplat::aws::spec::MasterPassword::Given(s) => Some(s.expose().to_owned()),
-                mlplat::aws::spec::MasterPassword::Managed => None,
+                mlplat::backends::aws::MasterPassword::Given(s) => Some(s.expose().to_owned()),
+                mlplat::backends::aws::MasterPassword::Managed => None,
             })
             .collect()
     }
@@ -593,7 +593,7 @@ fn faulty_s3_proxy() -> String {
 /// call would fail differently.
 fn refused_before_any_call(rds_extra: &str, bucket: &str, env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let examples = common::workspace_root().join("examples");
     std::fs::copy(examples.join("example.key"), dir.path().join("example.key")).expect("copy");
     let config = format!(
         "platform: refuse
@@ -615,7 +615,7 @@ tools:
 "
     );
     std::fs::write(dir.path().join("platform.yaml"), config).expect("write");
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(common::mlplat_bin());
     cmd.current_dir(dir.path())
         .args(["plan", "-c", "platform.yaml"])
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")

@@ -4,26 +4,27 @@
 
 use anyhow::{Context, bail};
 
-use super::{Outcome, aws_common};
-use crate::aws::provision::provision;
-use crate::aws::wait::{Progress, WaitOptions};
-use crate::aws::{AwsError, Clients};
-use crate::cli::ProvisionArgs;
-use crate::config::SecretMode;
-use crate::lock::Lock;
+use super::common;
+use crate::provision::provision;
 use crate::secrets_manager::Change;
+use crate::wait::{Progress, WaitOptions};
+use crate::{AwsError, Clients};
+use mlplat::cli::ProvisionArgs;
+use mlplat::commands::Outcome;
+use mlplat::config::SecretMode;
+use mlplat::lock::Lock;
 
 pub fn run(args: &ProvisionArgs) -> anyhow::Result<Outcome> {
-    let loaded = crate::config::load(&args.config)?;
+    let loaded = mlplat::config::load(&args.config)?;
     let stores_secrets = loaded.platform.secrets.mode == SecretMode::ExternalSecrets;
     if !stores_secrets {
-        let Some((_, desired)) = aws_common::load(&args.config, "provision")? else {
+        let Some((_, desired)) = common::load(&args.config, "provision")? else {
             return Ok(Outcome::Clean);
         };
         return provision_backends(args, &desired);
     }
     // external-secrets: the backends first (their outputs feed the secrets), then the secrets.
-    let desired = crate::aws::spec::Desired::from_config(&loaded);
+    let desired = mlplat::backends::aws::Desired::from_config(&loaded);
     let outcome = if desired.is_empty() {
         Outcome::Clean
     } else {
@@ -37,8 +38,8 @@ pub fn run(args: &ProvisionArgs) -> anyhow::Result<Outcome> {
 /// `out/` read them: created when missing, a new version only when a value changed.
 fn store_secrets(args: &ProvisionArgs) -> anyhow::Result<()> {
     // Loaded again: provisioning may have written new endpoints into the lock.
-    let loaded = crate::config::load(&args.config)?;
-    let rendered = crate::render::render_full(&loaded)
+    let loaded = mlplat::config::load(&args.config)?;
+    let rendered = mlplat::render::render_full(&loaded)
         .context("internal error while rendering (please report it)")?;
     let region = loaded
         .platform
@@ -47,7 +48,7 @@ fn store_secrets(args: &ProvisionArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|e| e.region.clone());
     let platform = loaded.platform.platform.clone();
-    let rt = aws_common::runtime()?;
+    let rt = common::runtime()?;
     let done = rt.block_on(async {
         let c = Clients::load().await?;
         let mut builder = aws_sdk_secretsmanager::config::Builder::from(&c.config);
@@ -75,18 +76,18 @@ fn store_secrets(args: &ProvisionArgs) -> anyhow::Result<()> {
 
 fn provision_backends(
     args: &ProvisionArgs,
-    desired: &crate::aws::spec::Desired,
+    desired: &mlplat::backends::aws::Desired,
 ) -> anyhow::Result<Outcome> {
     let wait = WaitOptions {
         interval: args.poll_interval,
         timeout: args.timeout,
         ..WaitOptions::default()
     };
-    let rt = aws_common::runtime()?;
+    let rt = common::runtime()?;
     let mut progress = Progress::default();
     let result = rt.block_on(async {
         let c = Clients::load().await?;
-        let mut show = |plan: &crate::aws::plan::Plan| eprint!("{}", plan.render());
+        let mut show = |plan: &crate::plan::Plan| eprint!("{}", plan.render());
         let mut say = |line: &str| eprintln!("mlplat: {line}");
         let mut report =
             |id: &str, status: &str, elapsed| progress.update("waiting for", id, status, elapsed);
@@ -107,7 +108,7 @@ fn provision_backends(
         lock.save(&args.config)?;
         eprintln!(
             "mlplat: wrote {}: commit it, `mlplat render` reads the endpoints from it",
-            crate::lock::path_for(&args.config).display()
+            mlplat::lock::path_for(&args.config).display()
         );
     }
     let drift = done.plan.unsafe_drift();

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_rds::types::Tag;
 
-use super::error::from_sdk;
-use super::spec::{InstanceSpec, MasterPassword, SubnetGroupSpec};
-use super::wait::StatusSource;
-use super::{AwsError, Clients};
+use crate::error::from_sdk;
+use crate::wait::StatusSource;
+use crate::{AwsError, Clients};
+use mlplat::backends::aws::{InstanceSpec, MasterPassword, SubnetGroupSpec};
 
 /// An RDS instance as AWS has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ pub async fn find_instance(c: &Clients, id: &str) -> Result<Option<InstanceState
     }))
 }
 
-/// Creates the instance and returns at once; [`super::wait`] waits for it.
+/// Creates the instance and returns at once; [`crate::wait`] waits for it.
 pub async fn create_instance(
     c: &Clients,
     spec: &InstanceSpec,

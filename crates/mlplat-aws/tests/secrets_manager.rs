@@ -5,12 +5,13 @@
 //! moto is the one `scripts/test` started (`MLPLAT_TEST_AWS_ENDPOINT`), or one this binary
 //! starts on a free loopback port and stops (by its pid) when the test process is gone.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use mlplat::secrets_manager::{Change, store};
+use mlplat_aws::secrets_manager::{Change, store};
 
 fn endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
@@ -70,7 +71,7 @@ fn count(done: &[(String, Change)], change: Change) -> usize {
 
 #[test]
 fn provision_stores_once_keeps_then_rotation_changes_exactly_one() {
-    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/external-secrets.yaml");
+    let config = common::workspace_root().join("examples/external-secrets.yaml");
     let mut loaded = mlplat::config::load(&config).expect("load");
     // Names of this test's own, on a moto other tests share.
     let platform = format!("smtest{}", std::process::id());
@@ -145,7 +146,7 @@ fn provision_stores_once_keeps_then_rotation_changes_exactly_one() {
 /// nothing mlplat prints holds a secret value.
 #[test]
 fn the_provision_command_stores_the_secrets_and_rotate_changes_one() {
-    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let examples = common::workspace_root().join("examples");
     let dir = tempfile::tempdir().expect("tempdir");
     let platform = format!("smcli{}", std::process::id());
     let config = std::fs::read_to_string(examples.join("external-secrets.yaml"))
@@ -158,7 +159,7 @@ fn the_provision_command_stores_the_secrets_and_rotate_changes_one() {
     let home = dir.path().join("home");
     std::fs::create_dir(&home).expect("home");
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mlplat"))
+        let out = std::process::Command::new(common::mlplat_bin())
             .current_dir(dir.path())
             .args(args)
             .env("HOME", &home)

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::plan::observe;
-use super::rds::RdsStatus;
-use super::spec::{Desired, TAG_MANAGED_BY, TAG_PLATFORM};
-use super::wait::{Target, WaitOptions, wait_for};
-use super::{AwsError, Clients, ec2, rds, s3};
+use crate::plan::observe;
+use crate::rds::RdsStatus;
+use crate::wait::{Target, WaitOptions, wait_for};
+use crate::{AwsError, Clients, ec2, rds, s3};
+use mlplat::backends::aws::{Desired, TAG_MANAGED_BY, TAG_PLATFORM};
 
 fn ours(tags: &BTreeMap<String, String>, platform: &str) -> bool {
     tags.get(TAG_MANAGED_BY).map(String::as_str) == Some("mlplat")

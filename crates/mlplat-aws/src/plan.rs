@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::ec2::{self, SecurityGroupState};
-use super::rds::{self, InstanceState, SafeChanges, SubnetGroupState};
-use super::s3::{self, BucketState};
-use super::spec::{Desired, InstanceSpec};
-use super::{AwsError, Clients};
+use crate::ec2::{self, SecurityGroupState};
+use crate::rds::{self, InstanceState, SafeChanges, SubnetGroupState};
+use crate::s3::{self, BucketState};
+use crate::{AwsError, Clients};
+use mlplat::backends::aws::{Desired, InstanceSpec};
 
 /// What AWS has of each resource the config asks for.
 #[derive(Debug, Clone, Default)]
@@ -217,7 +217,7 @@ pub fn safe_changes(spec: &InstanceSpec, diffs: &[Diff]) -> SafeChanges {
     ch
 }
 
-pub fn bucket_diffs(spec: &super::spec::BucketSpec, have: &BucketState) -> Vec<Diff> {
+pub fn bucket_diffs(spec: &mlplat::backends::aws::BucketSpec, have: &BucketState) -> Vec<Diff> {
     let mut d = Vec::new();
     let want = (spec.encryption.as_str().to_owned(), spec.kms_key_id.clone());
     if have.encryption.as_ref() != Some(&want) {
@@ -421,12 +421,38 @@ impl Plan {
     }
 }
 
+/// Why the lock file does not hold what AWS has, if it does not.
+pub fn lock_gaps(
+    lock: Option<&mlplat::lock::aws::AwsLock>,
+    d: &Desired,
+    o: &Observed,
+) -> Vec<String> {
+    let mut gaps = Vec::new();
+    for i in &d.instances {
+        let Some(have) = o.instances.get(&i.identifier) else {
+            continue;
+        };
+        let locked = lock.and_then(|l| l.rds.get(&i.identifier));
+        if locked.map(|l| (Some(&l.endpoint), Some(l.port)))
+            != Some((have.endpoint.as_ref(), have.port))
+        {
+            gaps.push(format!("RDS instance {}: endpoint", i.identifier));
+        }
+    }
+    if let (Some(b), Some(_)) = (&d.bucket, &o.bucket)
+        && lock.and_then(|l| l.s3.as_ref()).map(|s| &s.name) != Some(&b.name)
+    {
+        gaps.push(format!("S3 bucket {}", b.name));
+    }
+    gaps
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::aws::spec::MasterPassword;
+    use mlplat::backends::aws::MasterPassword;
 
     fn spec() -> InstanceSpec {
         InstanceSpec {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use std::time::{Duration, Instant};
 
-use super::AwsError;
-use super::error::Elapsed;
+use crate::AwsError;
+use crate::error::Elapsed;
 
 /// Where instance statuses come from: RDS, or a fake in tests. `None`: no such instance.
 #[allow(async_fn_in_trait)] // used on one thread only
@@ -167,7 +167,7 @@ pub struct Progress {
 impl Default for Progress {
     fn default() -> Self {
         Progress {
-            tty: crate::console::stderr_is_terminal(),
+            tty: mlplat::console::stderr_is_terminal(),
             last: BTreeMap::new(),
         }
     }
@@ -181,7 +181,7 @@ impl Progress {
         );
         if self.tty {
             let done = matches!(status, "available" | "deleted");
-            crate::console::rewrite_line(format_args!("{line}"), done);
+            mlplat::console::rewrite_line(format_args!("{line}"), done);
         } else if self.last.get(id).map(String::as_str) != Some(status) {
             eprintln!("{line}");
         }
@@ -229,7 +229,7 @@ mod tests {
         target: Target,
         opts: &WaitOptions,
     ) -> (Result<(), AwsError>, Vec<String>) {
-        let rt = super::super::runtime().unwrap();
+        let rt = crate::runtime().unwrap();
         let mut seen = Vec::new();
         let r = rt.block_on(wait_for(
             src,

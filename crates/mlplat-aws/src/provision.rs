@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::lock::{AwsLock, BucketLock, RdsInstanceLock};
-use super::plan::{self, Action, Plan, observe};
-use super::rds::RdsStatus;
-use super::spec::Desired;
-use super::wait::{Target, WaitOptions, wait_for};
-use super::{AwsError, Clients, ec2, rds, s3};
+use crate::plan::{self, Action, Plan, observe};
+use crate::rds::RdsStatus;
+use crate::wait::{Target, WaitOptions, wait_for};
+use crate::{AwsError, Clients, ec2, rds, s3};
+use mlplat::backends::aws::Desired;
+use mlplat::lock::aws::{AwsLock, BucketLock, RdsInstanceLock};
 
 /// What a provisioning run did.
 #[derive(Debug)]

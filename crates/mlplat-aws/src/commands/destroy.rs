@@ -6,15 +6,16 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::bail;
 
-use super::{Outcome, aws_common};
-use crate::aws::destroy::{destroy, targets};
-use crate::aws::wait::{Progress, WaitOptions};
-use crate::aws::{AwsError, Clients};
-use crate::cli::DestroyArgs;
-use crate::lock::Lock;
+use super::common;
+use crate::destroy::{destroy, targets};
+use crate::wait::{Progress, WaitOptions};
+use crate::{AwsError, Clients};
+use mlplat::cli::DestroyArgs;
+use mlplat::commands::Outcome;
+use mlplat::lock::Lock;
 
 pub fn run(args: &DestroyArgs) -> anyhow::Result<Outcome> {
-    let Some((_, desired)) = aws_common::load(&args.config, "destroy")? else {
+    let Some((_, desired)) = common::load(&args.config, "destroy")? else {
         return Ok(Outcome::Clean);
     };
     let wait = WaitOptions {
@@ -22,7 +23,7 @@ pub fn run(args: &DestroyArgs) -> anyhow::Result<Outcome> {
         timeout: args.timeout,
         ..WaitOptions::default()
     };
-    let rt = aws_common::runtime()?;
+    let rt = common::runtime()?;
     let c = rt.block_on(Clients::load())?;
     let t = rt.block_on(targets(&c, &desired))?;
     for f in &t.foreign {
@@ -42,7 +43,7 @@ pub fn run(args: &DestroyArgs) -> anyhow::Result<Outcome> {
                 bail!("destroy deletes databases and artifacts: pass --yes to confirm");
             }
             print!("Delete them? Type `yes`: ");
-            crate::console::flush()?;
+            mlplat::console::flush()?;
             let mut answer = String::new();
             std::io::stdin().lock().read_line(&mut answer)?;
             if answer.trim() != "yes" {
@@ -67,13 +68,13 @@ pub fn run(args: &DestroyArgs) -> anyhow::Result<Outcome> {
     let mut lock = Lock::load(&args.config)?;
     if lock.aws.take().is_some() {
         if lock == Lock::default() {
-            fs_err::remove_file(crate::lock::path_for(&args.config))?;
+            fs_err::remove_file(mlplat::lock::path_for(&args.config))?;
         } else {
             lock.save(&args.config)?;
         }
         eprintln!(
             "mlplat: removed the aws section of {}",
-            crate::lock::path_for(&args.config).display()
+            mlplat::lock::path_for(&args.config).display()
         );
     }
     Ok(Outcome::Clean)

@@ -11,10 +11,10 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Value, json};
 
-use super::error::from_sdk;
-use super::spec::BucketSpec;
-use super::{AwsError, Clients};
-use crate::config::S3Encryption;
+use crate::error::from_sdk;
+use crate::{AwsError, Clients};
+use mlplat::backends::aws::BucketSpec;
+use mlplat::config::S3Encryption;
 
 /// The statement mlplat adds to the bucket policy.
 pub const TLS_SID: &str = "DenyInsecureTransport";
@@ -312,14 +312,13 @@ async fn versions(
                     .map(|m| (m.key(), m.version_id())),
             );
         for (key, version) in ids {
-            if let Some(key) = key {
-                if let Ok(id) = ObjectIdentifier::builder()
+            if let Some(key) = key
+                && let Ok(id) = ObjectIdentifier::builder()
                     .key(key)
                     .set_version_id(version.map(str::to_owned))
                     .build()
-                {
-                    out.push(id);
-                }
+            {
+                out.push(id);
             }
         }
         if limit.is_some() || page.is_truncated() != Some(true) {
