@@ -9,8 +9,12 @@ mod rds;
 use serde_json::{Value, json};
 
 use crate::config::{DatabaseConfig, Loaded, PostgresMode, namespaces};
-use crate::secrets::{Deriver, Policy, Secret, uri_encode};
-use crate::tools::{Component, Labels, RenderError, render_to};
+use crate::encode::uri_encode;
+use crate::render::component::Component;
+use crate::render::component::Labels;
+use crate::render::component::render_to;
+use crate::render::error::RenderError;
+use crate::secrets::{Deriver, Policy, Secret};
 
 pub const POSTGRES_PORT: u16 = 5432;
 const POSTGRES_SERVICE: &str = "postgres";
@@ -221,7 +225,7 @@ impl Backends {
             json!({"name": "POSTGRES_PASSWORD_FILE", "value": "/run/secrets/postgres/password"}),
             json!({"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}),
         ];
-        let (image, checkov_skips) = crate::tools::pinned_image(
+        let (image, checkov_skips) = crate::render::component::pinned_image(
             loaded,
             cfg.image
                 .as_deref()
@@ -267,7 +271,7 @@ impl Backends {
                 secrets_yaml: &secrets_yaml,
             },
         )?;
-        if let Some(net) = crate::tools::network::Network::new(loaded) {
+        if let Some(net) = crate::render::network::Network::new(loaded) {
             let mut from: Vec<String> = self
                 .clients
                 .iter()
@@ -287,7 +291,7 @@ impl Backends {
                     .iter()
                     .cloned(),
             );
-            crate::tools::network::policies(
+            crate::render::network::policies(
                 &mut component,
                 Some((POSTGRES_SERVICE, POSTGRES_PORT)),
                 &from,
@@ -337,7 +341,7 @@ pub(crate) fn reconcile_job(
         .unwrap_or_default();
     let mut pod_labels = component.labels.all();
     pod_labels["app.kubernetes.io/name"] = json!(job.pod_name);
-    let (image, checkov_skips) = crate::tools::pinned_image(
+    let (image, checkov_skips) = crate::render::component::pinned_image(
         job.loaded,
         job.image,
         &[(

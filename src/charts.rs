@@ -14,7 +14,10 @@
 
 pub mod archive;
 pub mod inflate;
+mod release;
 pub mod values;
+
+pub use release::{ChartRelease, merge, set};
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -23,9 +26,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::config::{Diagnostics, Loaded};
+use crate::config::Loaded;
+use crate::diagnostic::Diagnostics;
 use crate::lock::{ChartPin, Lock};
-use crate::tools::ChartRelease;
 
 /// The environment variable naming the `helm` binary.
 pub const HELM_ENV: &str = "MLPLAT_HELM";
@@ -200,11 +203,6 @@ pub fn cache_dir() -> Result<PathBuf, ChartError> {
         .ok_or(ChartError::NoCacheDir)
 }
 
-/// `sha256:<64 hex>` of some bytes.
-pub fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::index::sha256(bytes))
-}
-
 /// Where the cache keeps the archive `pin` names.
 pub fn archive_path(cache: &Path, pin: &ChartPin) -> PathBuf {
     let hex = pin.sha256.strip_prefix("sha256:").unwrap_or(&pin.sha256);
@@ -275,7 +273,7 @@ fn verify(
         }
         Err(e) => return Err(io(&path)(e.into_io())),
     };
-    let actual = digest(&bytes);
+    let actual = crate::encode::sha256_digest(&bytes);
     if actual != pin.sha256 {
         return Err(ChartError::DigestMismatch {
             tool: tool.to_owned(),
@@ -300,7 +298,7 @@ pub fn file_stamp(path: &Path) -> Option<String> {
         .ok()?
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?;
-    Some(crate::index::sha256(
+    Some(crate::encode::sha256_hex(
         format!("{}\n{}\n{}", path.display(), meta.len(), mtime.as_nanos()).as_bytes(),
     ))
 }
@@ -349,7 +347,7 @@ pub fn check_values(
     // Values this mlplat binary found the chart accepts are not checked again.
     let passed = |digest: &str| {
         let stamp = binary_stamp()?;
-        let key = crate::index::sha256(
+        let key = crate::encode::sha256_hex(
             serde_json::json!([
                 "mlplat-values-check/1",
                 stamp,
@@ -484,7 +482,7 @@ pub fn pull(
         repository: chart.repository.clone(),
         chart: chart.chart.clone(),
         version: chart.version.clone(),
-        sha256: digest(&bytes),
+        sha256: crate::encode::sha256_digest(&bytes),
     };
     let dest = archive_path(cache, &pin);
     std::fs::rename(archive, &dest).map_err(io(&dest))?;
@@ -596,7 +594,7 @@ mod tests {
             repository: "https://charts.example.com".into(),
             chart: "demo".into(),
             version: "1.2.3".into(),
-            sha256: digest(b"archive"),
+            sha256: crate::encode::sha256_digest(b"archive"),
         };
         let lock = lock_of(&pin);
         let err = verified_archive(&cx, "demo", &chart(), &lock).unwrap_err();
@@ -608,7 +606,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(&pin.sha256) && err.contains(&digest(b"archivE")),
+            err.contains(&pin.sha256) && err.contains(&crate::encode::sha256_digest(b"archivE")),
             "{err}"
         );
         let older = ChartPin {
@@ -635,7 +633,7 @@ mod tests {
                 repository: "https://charts.example.com".into(),
                 chart: "demo".into(),
                 version: "1.2.3".into(),
-                sha256: digest(b"archive"),
+                sha256: crate::encode::sha256_digest(b"archive"),
             };
             let status = Command::new("mkfifo")
                 .arg(archive_path(dir.path(), &pin))

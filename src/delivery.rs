@@ -1,16 +1,14 @@
-//! Stage 5: how each chart reaches the cluster. `flux`: a HelmRepository and a HelmRelease per
-//! chart, with the values inline and the secret values in a Secret the release reads through
-//! `valuesFrom`, so no file but a Secret's holds a secret. `argocd`: see [`argocd`].
-//! `rendered`: see [`rendered`].
+//! Stage 5: how each chart reaches the cluster, one file per target: [`flux`] (a HelmRelease),
+//! [`argocd`] (an Application) or [`rendered`] (the chart inflated by Helm into plain
+//! manifests).
 
 pub mod argocd;
+pub mod flux;
 pub mod rendered;
 
-use serde_json::json;
-
 use crate::config::{Delivery, Loaded};
-use crate::tools::{Component, RenderError};
-use crate::yaml::to_yaml_string;
+use crate::render::component::Component;
+use crate::render::error::RenderError;
 
 /// Adds the delivery objects of `component`'s chart, if it has one. `inflated`: what
 /// `helm template` printed for it (`delivery: rendered`; see [`crate::charts::inflate`]).
@@ -35,39 +33,7 @@ pub fn deliver(
                 }));
             }
         },
-        Delivery::Flux => {
-            let name = component.name.clone();
-            let secret_values_name = format!("{name}-helm-values");
-            let has_secret_values = chart
-                .secret_values
-                .as_object()
-                .is_some_and(|m| !m.is_empty());
-            if has_secret_values {
-                component.secrets_file(
-                    "helm-values.yaml",
-                    &[(
-                        secret_values_name.as_str(),
-                        json!({"values.yaml": to_yaml_string(&chart.secret_values)}),
-                    )],
-                )?;
-            }
-            component.object(
-                "helmrepository.yaml",
-                "flux/helmrepository.yaml",
-                &json!({"name": name, "url": chart.repository, "oci": chart.repository.starts_with("oci://")}),
-            )?;
-            component.object(
-                "helmrelease.yaml",
-                "flux/helmrelease.yaml",
-                &json!({
-                    "name": name,
-                    "chart": chart.chart,
-                    "version": chart.version,
-                    "values": chart.values,
-                    "secret_values": has_secret_values.then_some(secret_values_name),
-                }),
-            )?;
-        }
+        Delivery::Flux => flux::deliver(component, &chart)?,
     }
     Ok(())
 }

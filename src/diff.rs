@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::encode::fingerprint;
 use crate::output::Tree;
-use crate::secrets::fingerprint;
 
 /// Lines of unchanged context around each change.
 const CONTEXT: usize = 2;

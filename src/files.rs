@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
+use crate::diagnostic::Diagnostic;
 use crate::yaml::Pos;
 
 /// The largest YAML file mlplat reads (a config, an overlay, a chart values file, the lock).
@@ -259,6 +260,61 @@ fn pos_of(before: &[u8]) -> Pos {
     Pos { line, col }
 }
 
+/// Reads a YAML file a user named: a regular file of at most [`MAX_YAML_BYTES`], in
+/// UTF-8. `Ok(Err(d))`: the file was read but is no text (a diagnostic at the position).
+pub fn read_yaml(path: &Path) -> Result<Result<String, Diagnostic>, ReadError> {
+    let bytes = match read(path, MAX_YAML_BYTES) {
+        Ok(b) => b,
+        Err(ReadError::TooLarge { size, limit }) => {
+            return Ok(Err(Diagnostic::new(
+                path,
+                format!(
+                    "the file is {}: mlplat reads YAML files of up to {}",
+                    size_words(size),
+                    size_words(limit)
+                ),
+            )
+            .at_line(Pos { line: 1, col: 1 }, None)));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(decode(bytes).map_err(|e| Diagnostic::new(path, e.message).at_line(e.pos, None)))
+}
+
+/// Whether `out` is tracked by git (in `plain` mode, Secret manifests would then be in a
+/// repository).
+/// Asks `git ls-files` quietly; no git, or not a repository, means no.
+pub fn tracked_by_git(out: &Path) -> bool {
+    let (dir, what) = match (out.parent(), out.file_name()) {
+        (Some(p), Some(name)) if !p.as_os_str().is_empty() => (p.to_path_buf(), name.to_owned()),
+        _ => (std::path::PathBuf::from("."), out.as_os_str().to_owned()),
+    };
+    if !dir.is_dir() || !in_a_repository(&dir) {
+        return false;
+    }
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["ls-files", "--"])
+        .arg(&what)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+}
+
+/// Whether `dir` is inside a git work tree, by looking for `.git` upwards (or `GIT_DIR`): a
+/// render outside any repository then spawns no `git` at all.
+fn in_a_repository(dir: &Path) -> bool {
+    if std::env::var_os("GIT_DIR").is_some() {
+        return true;
+    }
+    let Ok(dir) = dir.canonicalize() else {
+        return false;
+    };
+    dir.ancestors().any(|d| d.join(".git").exists())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -330,5 +386,11 @@ mod tests {
         assert_eq!(size_words(64 << 10), "64 KiB");
         assert_eq!(size_words(20_971_521), "20.0 MiB");
         assert_eq!(size_words(12), "12 bytes");
+    }
+
+    #[test]
+    fn no_git_means_not_tracked() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!tracked_by_git(&dir.path().join("out")));
     }
 }

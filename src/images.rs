@@ -8,16 +8,6 @@ use std::path::PathBuf;
 
 use crate::config::{ImagePin, Loaded};
 
-/// A digest as registries print it: `sha256:` and 64 lowercase hex digits.
-pub fn is_digest(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(
@@ -85,35 +75,5 @@ pub fn parse(image: &str) -> Parsed {
         registry,
         repository,
         tag: tag.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_split_as_docker_splits_them() {
-        let p = parse("ghcr.io/mlplat/mlflow:3.17.2");
-        assert_eq!(
-            (p.registry.as_str(), p.repository.as_str(), p.tag.as_str()),
-            ("ghcr.io", "mlplat/mlflow", "3.17.2")
-        );
-        let p = parse("postgres:15");
-        assert_eq!(
-            (p.registry.as_str(), p.repository.as_str(), p.tag.as_str()),
-            ("registry-1.docker.io", "library/postgres", "15")
-        );
-        let p = parse("127.0.0.1:5000/team/app");
-        assert_eq!(
-            (p.registry.as_str(), p.repository.as_str(), p.tag.as_str()),
-            ("127.0.0.1:5000", "team/app", "latest")
-        );
-    }
-
-    #[test]
-    fn digests_are_sha256_in_lowercase_hex() {
-        assert!(is_digest(&format!("sha256:{}", "a".repeat(64))));
-        assert!(!is_digest("sha256:ABC"));
     }
 }

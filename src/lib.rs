@@ -1,13 +1,30 @@
 //! mlplat: compile one `platform.yaml` into the manifests of an ML platform on Kubernetes.
 //!
-//! The pipeline, one module per stage: [`config`] → [`backends`] → [`secrets`] → [`tools`] →
-//! [`delivery`] → [`output`], run end to end by [`render`]. [`yaml`] reads YAML with source
-//! positions and writes it deterministically; [`templates`] holds the minijinja templates.
+//! # Module map
+//!
+//! Bottom to top; a module imports only from its own layer and the layers below it
+//! (`tests/architecture.rs` checks that, and that the imports have no cycle).
+//!
+//! | layer | modules |
+//! |---|---|
+//! | foundations | [`console`] (the only way out to the terminal), [`redact`] (known secrets become fingerprints), [`encode`] (hex, sha256, URI encoding), [`yaml`] (YAML with source positions, written deterministically), [`diagnostic`] (an error at a file, line and key), [`files`] (reading what a user names, within limits), [`templates`] (the minijinja templates), [`secrets`] (the key, and every secret derived from it) |
+//! | inputs | [`lock`] (the lock file: what provision, rotate, charts pull and images pin recorded), [`config`] (the config: read, layered per environment, validated, with its defaults) |
+//! | choices | [`charts`] (chart archives, pins, values checks), [`images`] (image references, by tag or digest) |
+//! | shared types | [`render::component`], [`render::error`], [`render::network`], [`render::secret`] |
+//! | stages | [`backends`] (PostgreSQL in the cluster or on RDS, artifacts on a PVC or in S3) → [`secret_delivery`] (what `secrets.mode` makes of each Secret) → [`tools`] (Airflow, MLflow, JupyterHub) → [`delivery`] (Flux, Argo CD or rendered manifests) → [`output`] (`out/`, written atomically or compared) and [`diff`] |
+//! | the pipeline | [`render`] ([`render::pipeline`] runs the stages in order) |
+//! | the command line | [`cli`] (arguments), [`commands`] (one file per command) |
+//!
+//! The commands that need the network (`plan`, `provision`, `destroy`, `images pin`) are in the
+//! `mlplat-aws` crate (`crates/mlplat-aws`), which builds on this one; this crate has no AWS
+//! SDK, async runtime or HTTP client.
 //!
 //! Nothing leaves the process unredacted: inside this crate `println!`, `eprintln!`, `print!`
 //! and `eprint!` are [`console`]'s, which pass every text through [`redact`] (known secrets
 //! become fingerprints, control characters are escaped); clippy forbids the standard ones here.
 #![warn(clippy::disallowed_macros, clippy::disallowed_methods)]
+// The module map above names the crate-private modules too.
+#![allow(rustdoc::private_intra_doc_links)]
 
 #[macro_use]
 pub mod console;
@@ -17,18 +34,19 @@ pub mod charts;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod delivery;
-pub mod diff;
-pub mod files;
+pub(crate) mod delivery;
+pub(crate) mod diagnostic;
+pub(crate) mod diff;
+pub mod encode;
+pub(crate) mod files;
 pub mod images;
-pub mod index;
 pub mod lock;
 pub mod output;
-pub mod redact;
+pub(crate) mod redact;
 pub mod render;
-pub mod secret_delivery;
+pub(crate) mod secret_delivery;
 pub mod secrets;
-pub mod templates;
+pub(crate) mod templates;
 pub mod tools;
 pub mod yaml;
 
@@ -98,7 +116,7 @@ pub fn error_report(err: &anyhow::Error) -> String {
 
 /// Each problem once (a file that holds a secret says so once, whatever was wrong in it), the
 /// first [`MAX_SHOWN`] of them.
-fn report_diagnostics(list: &[config::Diagnostic]) -> String {
+fn report_diagnostics(list: &[diagnostic::Diagnostic]) -> String {
     let mut seen = std::collections::HashSet::new();
     let mut texts = std::collections::HashSet::new();
     let mut shown: Vec<String> = Vec::new();

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::diagnostic::{Diagnostic, key_path};
+use crate::diagnostic::{Diagnostic, key_path};
 use crate::yaml::{self, Node, NodeValue};
 
 /// The components whose secrets mlplat derives: the first part of every secret's name.
@@ -102,7 +102,7 @@ impl Lock {
     /// name that is no secret of mlplat's.
     pub fn load(config: &Path) -> Result<Lock, LockError> {
         let path = path_for(config);
-        let text = match crate::config::layers::read_yaml(&path) {
+        let text = match crate::files::read_yaml(&path) {
             Ok(Ok(t)) => t,
             Ok(Err(d)) => return Err(LockError::Invalid(Box::new(d))),
             Err(e) if e.is_not_found() => return Ok(Lock::default()),
@@ -172,7 +172,7 @@ impl Lock {
                     .get(&key.name)
                     .map(String::as_str)
                     .unwrap_or_default();
-                if !crate::images::is_digest(digest) {
+                if !crate::encode::is_digest(digest) {
                     let pointer =
                         format!("/images/{}", key.name.replace('~', "~0").replace('/', "~1"));
                     return Err(invalid(

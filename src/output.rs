@@ -16,7 +16,7 @@
 //!   is removed by the next run. Once the new tree is in place, a failure to delete the old one
 //!   is a warning, never an error.
 //! - **Only mlplat's files are deleted.** A directory is mlplat's when its marker `.mlplat` is
-//!   a regular file (not a link) holding an index mlplat wrote (see [`crate::index`]) and every
+//!   a regular file (not a link) holding an index mlplat wrote (see [`index`]) and every
 //!   file in it is listed by that index (or by the index of an environment's subdirectory).
 //!   A directory with a file no index lists is refused, never emptied; deleting a tree removes
 //!   only the files its indexes list.
@@ -30,8 +30,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod index;
+
 use crate::files;
-use crate::index;
 
 /// The file that marks a directory as mlplat's own.
 pub const MARKER: &str = ".mlplat";

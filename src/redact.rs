@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use crate::secrets::fingerprint;
+use crate::encode::fingerprint;
 
 /// Secrets shorter than this many bytes are not replaced in free text.
 pub const MIN_LEN: usize = 6;
@@ -65,7 +65,7 @@ pub fn secret_with_spellings(value: &str) {
     if value.bytes().all(unreserved) {
         return; // spelled the same everywhere
     }
-    let uri = crate::secrets::uri_encode(value);
+    let uri = crate::encode::uri_encode(value);
     if uri != value {
         secret(&uri);
         secret(&uri.replace('%', "%%"));
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn spellings_in_uris_are_secrets_too() {
         secret_with_spellings("p@ss:w%rd-redact");
-        let uri = crate::secrets::uri_encode("p@ss:w%rd-redact");
+        let uri = crate::encode::uri_encode("p@ss:w%rd-redact");
         assert!(!clean(&format!("postgresql://u:{uri}@h/db")).contains(&uri));
     }
 

@@ -6,8 +6,9 @@ use std::fmt;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+
+use crate::encode::{fingerprint, hex};
 
 /// A secret value. Printing it shows `sha256:` and the first 12 hex digits of its hash.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,12 +28,6 @@ impl Secret {
     pub fn fingerprint(&self) -> String {
         fingerprint(self.0.as_bytes())
     }
-}
-
-/// The fingerprint of any bytes, as [`Secret::fingerprint`] shows it.
-pub fn fingerprint(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    format!("sha256:{}", &hex(&digest)[..12])
 }
 
 impl fmt::Debug for Secret {
@@ -193,29 +188,6 @@ impl<'a> Stream<'a> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// Every byte outside RFC 3986's unreserved set `A-Za-z0-9-._~` is encoded.
-const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Percent-encodes a user name or password for the userinfo of a URI. Not `quote_plus`:
-/// SQLAlchemy 2 reads `+` as a literal plus, so a space must be `%20`.
-pub fn uri_encode(s: &str) -> String {
-    utf8_percent_encode(s, URI_COMPONENT).to_string()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -292,19 +264,5 @@ mod tests {
         assert!(s.to_string().starts_with("sha256:"));
         let d = deriver("mlplat-test-key-0123456789abcdef0123");
         assert!(!format!("{d:?}").contains("mlplat-test-key"));
-    }
-
-    #[test]
-    fn uri_encoding_keeps_only_unreserved() {
-        let raw = "a/b@c:d%e+f?g#h&i$j(k)l\"m'n o~p-q.r_s";
-        let enc = uri_encode(raw);
-        assert_eq!(
-            enc,
-            "a%2Fb%40c%3Ad%25e%2Bf%3Fg%23h%26i%24j%28k%29l%22m%27n%20o~p-q.r_s"
-        );
-        let back = percent_encoding::percent_decode_str(&enc)
-            .decode_utf8()
-            .unwrap();
-        assert_eq!(back, raw);
     }
 }

@@ -48,7 +48,12 @@ fn example(chart: &str) -> (Value, ChartFacts, PathBuf) {
         .expect("at hand");
     let cache = tempfile::tempdir().expect("tempdir");
     let bytes = std::fs::read(&archive).expect("read archive");
-    let facts = extract(cache.path(), &archive, &mlplat::charts::digest(&bytes)).expect("extract");
+    let facts = extract(
+        cache.path(),
+        &archive,
+        &mlplat::encode::sha256_digest(&bytes),
+    )
+    .expect("extract");
     (release_values(&release), facts, archive)
 }
 

@@ -102,7 +102,7 @@ fn diff_names_the_changed_secret_and_configmap_and_shows_no_secret_value() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(&mlplat::secrets::fingerprint(new_token.as_bytes())),
+        stdout.contains(&mlplat::encode::fingerprint(new_token.as_bytes())),
         "the new token is shown as its fingerprint:\n{stdout}"
     );
     // Nothing a Secret holds, before or after, is printed.
@@ -194,7 +194,7 @@ fn an_added_object_is_shown_whole_with_its_secret_fingerprinted() {
     assert!(
         stdout.contains(&format!(
             "+  GIT_SYNC_PASSWORD: {}",
-            mlplat::secrets::fingerprint(token.as_bytes())
+            mlplat::encode::fingerprint(token.as_bytes())
         )),
         "{stdout}"
     );

@@ -242,7 +242,7 @@ fn assert_nothing_leaked(ws: &Workspace, case: &str, secrets: &BTreeSet<String>)
             assert!(
                 !printed.contains(s.as_str()),
                 "{case}: `mlplat {run}` printed a secret ({}):\n{printed}",
-                mlplat::secrets::fingerprint(s.as_bytes())
+                mlplat::encode::fingerprint(s.as_bytes())
             );
         }
         let bad: Vec<char> = printed

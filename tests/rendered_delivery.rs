@@ -231,7 +231,7 @@ fn a_changed_chart_archive_is_refused_and_out_is_untouched() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x01;
     std::fs::write(&archive, &bytes).expect("change archive");
-    let changed = mlplat::charts::digest(&bytes);
+    let changed = mlplat::encode::sha256_digest(&bytes);
 
     let calls_before = fx.helm_calls().len();
     let out = fx.mlplat(&["render"]);

@@ -962,7 +962,7 @@ fn the_local_platform_runs_and_a_disagreeing_secret_fails() {
     let uri = cluster.secret_key(&airflow_ns, "airflow-db-auth", "connection");
     let (_, password, _, _) = parse_uri(&uri);
     let encoded = uri.replace(
-        &mlplat::secrets::uri_encode(&password),
+        &mlplat::encode::uri_encode(&password),
         "not-the-servers-password",
     );
     wrong.set_secret_key(&airflow_ns, "airflow-db-auth", "connection", &encoded);

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mlplat::encode::uri_encode;
 use mlplat::render::{Rendered, render_full};
-use mlplat::secrets::uri_encode;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mlplat");
@@ -98,7 +98,7 @@ fn external_secrets_mode_leaves_no_secret_value_in_out() {
             assert!(
                 !text.contains(v.as_str()),
                 "{path} holds a secret value ({})",
-                mlplat::secrets::fingerprint(v.as_bytes())
+                mlplat::encode::fingerprint(v.as_bytes())
             );
         }
         for doc in docs(&file.bytes).iter().filter(|_| path.ends_with(".yaml")) {
@@ -485,7 +485,7 @@ fn nothing_mlplat_prints_holds_a_secret_value() {
             assert!(
                 !printed.contains(v.as_str()),
                 "`mlplat {run}` printed a secret value ({}):\n{printed}",
-                mlplat::secrets::fingerprint(v.as_bytes())
+                mlplat::encode::fingerprint(v.as_bytes())
             );
         }
     }

@@ -6,12 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::config::aws::{RdsLayout, postgres_tools};
+use crate::config::defaults::DEFAULT_SHARED_MASTER;
 use crate::config::{ArtifactsMode, Loaded, PostgresMode, RdsConfig, S3Config, S3Encryption};
 use crate::secrets::{Deriver, Policy, Secret};
 
-// The other RDS defaults are the schema's (`crate::config::defaults`); the shared instance's
-// master user has none there, since the per-tool layout's master users are the tools' own.
-pub const DEFAULT_SHARED_MASTER: &str = "mlplat";
 /// The tag every resource mlplat creates carries; `destroy` removes only what has it.
 pub const TAG_MANAGED_BY: &str = "managed-by";
 pub const TAG_PLATFORM: &str = "mlplat:platform";

@@ -16,8 +16,11 @@ use serde_json::{Value, json};
 use super::{DbAccess, ReconcileJob, password_env, reconcile_job};
 use crate::backends::aws::{instance_for, master_password, rds_config};
 use crate::config::{DatabaseConfig, Loaded, RdsLayout};
+use crate::render::component::Component;
+use crate::render::component::Labels;
+use crate::render::component::render_to;
+use crate::render::error::RenderError;
 use crate::secrets::{Deriver, Policy};
-use crate::tools::{Component, Labels, RenderError, render_to};
 
 const SECRET: &str = "rds-init-auth";
 const CONFIGMAP: &str = "rds-init";
@@ -54,7 +57,7 @@ impl RdsBackend {
             master_username: rds
                 .master_username
                 .clone()
-                .unwrap_or_else(|| crate::backends::aws::DEFAULT_SHARED_MASTER.into()),
+                .unwrap_or_else(|| crate::config::defaults::DEFAULT_SHARED_MASTER.into()),
             tools: Vec::new(),
         })
     }
@@ -233,8 +236,8 @@ impl RdsBackend {
         }
         let instances: Vec<&str> = by_instance.keys().copied().collect();
         self.reference_managed_master_passwords(loaded, deriver, &mut component, &instances)?;
-        if crate::tools::network::Network::new(loaded).is_some() {
-            crate::tools::network::policies(&mut component, None, &[])?;
+        if crate::render::network::Network::new(loaded).is_some() {
+            crate::render::network::policies(&mut component, None, &[])?;
         }
         Ok(Some(component))
     }
@@ -278,7 +281,7 @@ impl RdsBackend {
             component.object(
                 "rds-master-secrets.yaml",
                 "external-secrets/externalsecret.yaml",
-                &json!({"secrets": list, "store": crate::secret_delivery::STORE}),
+                &json!({"secrets": list, "store": crate::render::secret::STORE}),
             )?;
         }
         Ok(())

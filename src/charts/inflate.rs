@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 
 use super::{ChartError, archive::write_atomically, cache_dir, helm_program, label};
-use crate::tools::ChartRelease;
+use crate::charts::ChartRelease;
 
 /// One `helm template` a render needs.
 #[derive(Debug, Clone)]
@@ -54,8 +54,16 @@ pub struct Inflated {
     pub entry: PathBuf,
 }
 
+/// What mlplat makes of a chart's inflated manifests: its files under `chart/` and its CRDs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChartFiles {
+    /// `(chart/<kind>.yaml, text, holds a secret)`, by kind.
+    pub files: Vec<(String, String, bool)>,
+    pub crds: Vec<Value>,
+}
+
 /// The chart files mlplat made of `inflated` before, if this mlplat binary did.
-pub fn cached_files(inflated: &Inflated) -> Option<crate::delivery::rendered::ChartFiles> {
+pub fn cached_files(inflated: &Inflated) -> Option<ChartFiles> {
     let path = files_entry(inflated)?;
     let text = std::fs::read(path).ok()?;
     serde_json::from_slice(&text).ok()
@@ -63,7 +71,7 @@ pub fn cached_files(inflated: &Inflated) -> Option<crate::delivery::rendered::Ch
 
 /// Keeps what mlplat made of `inflated` (best effort: a cache that cannot be written only
 /// costs the next render the work).
-pub fn keep_files(inflated: &Inflated, files: &crate::delivery::rendered::ChartFiles) {
+pub fn keep_files(inflated: &Inflated, files: &ChartFiles) {
     let Some(path) = files_entry(inflated) else {
         return;
     };
@@ -164,8 +172,8 @@ pub fn run_all(jobs: &[Job]) -> Result<Vec<Inflated>, ChartError> {
 
 /// The cache file of a job, and the prefix its older entries share.
 fn entry(dir: &Path, job: &Job, helm_version: &str) -> (PathBuf, String) {
-    let values = crate::index::sha256(job.values.to_string().as_bytes());
-    let key = crate::index::sha256(
+    let values = crate::encode::sha256_hex(job.values.to_string().as_bytes());
+    let key = crate::encode::sha256_hex(
         json!([
             "mlplat-inflate/1",
             job.digest,

@@ -1,7 +1,7 @@
 //! The chart values of a release checked against the chart itself, before anything is written:
 //! mlplat's values and the user's `values` files, coalesced with the chart's own `values.yaml`
 //! as Helm coalesces them, validated against the chart's `values.schema.json` as Helm validates
-//! them (see [`crate::config::schema::validator`], [`Dialect::Chart`]).
+//! them (see [`crate::config::schema::validator`], [`Dialect::Chart`](crate::config::schema::validator::Dialect::Chart)).
 //!
 //! A violation is the user's to fix when a user's values file set the offending value: the
 //! diagnostic points at that file's line. Anything else is a bug in mlplat's value builders,
@@ -10,10 +10,10 @@
 use serde_json::{Map, Value};
 
 use super::archive::ChartFacts;
-use crate::config::diagnostic::key_path;
+use crate::charts::ChartRelease;
+use crate::config::ValuesFile;
 use crate::config::schema::validator::{JsonType, Validator, Violation, ViolationKind};
-use crate::config::{Diagnostic, ValuesFile};
-use crate::tools::ChartRelease;
+use crate::diagnostic::{Diagnostic, key_path};
 use crate::yaml::{Node, NodeValue, Pos};
 
 /// Why a chart's values could not be checked: its schema uses what mlplat's validator does not
@@ -68,7 +68,7 @@ fn without_nulls(v: &Value) -> Value {
 /// merges `valuesFrom` and `values`, and as `delivery: rendered` hands them to `helm template`).
 pub fn release_values(chart: &ChartRelease) -> Value {
     let mut values = chart.secret_values.clone();
-    crate::tools::merge(&mut values, &chart.values);
+    crate::charts::merge(&mut values, &chart.values);
     values
 }
 
@@ -159,7 +159,7 @@ impl Blame<'_> {
                 for key in unexpected {
                     let pointer = child(&v.instance_path, key);
                     let message = format!("unknown key `{key}` ({} does not take it)", self.label);
-                    let help = crate::config::schema::closest(key, &known)
+                    let help = crate::diagnostic::closest(key, &known)
                         .map(|best| format!("did you mean `{best}`?"));
                     out.push(self.diagnostic(&pointer, true, message, help));
                 }
@@ -398,7 +398,7 @@ mod tests {
     fn a_value_from_the_users_file_points_at_its_line() {
         let file = user_file("scheduler:\n  replicas: two\nenv:\n  - name: A\n");
         let mut values = json!({"scheduler": {}});
-        crate::tools::merge(&mut values, &file.value);
+        crate::charts::merge(&mut values, &file.value);
         let config = std::path::Path::new("platform.yaml");
         let problems = check(config, "demo", &release(values), facts(), &[file]).unwrap_err();
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();

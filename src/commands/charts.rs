@@ -3,12 +3,12 @@
 //! command that needs the network for charts; see [`crate::charts`].
 
 use super::Outcome;
+use crate::charts::ChartRelease;
 use crate::charts::{self, ChartError};
 use crate::cli::{ChartsCommand, ChartsPullArgs};
 use crate::config::{self, Platforms};
 use crate::lock::ChartPin;
 use crate::render;
-use crate::tools::ChartRelease;
 
 pub fn run(cmd: &ChartsCommand) -> anyhow::Result<Outcome> {
     match cmd {

@@ -18,7 +18,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<Outcome> {
 /// appears: the referenced values and the platform key, read as a render reads them, then,
 /// when the config is valid, the derived secrets of a render in memory. Nothing here fails:
 /// `explain` works on a config that does not render.
-fn learn_secrets(layered: &layers::Layered) {
+fn learn_secrets(layered: &crate::config::Layered) {
     redaction::learn_references(layered);
     if let Ok(loaded) = crate::config::load_layered(layered.clone()) {
         let _ = crate::render::render(&loaded);

@@ -15,7 +15,7 @@ pub mod render;
 pub mod rotate;
 
 use crate::cli::{Cli, Command};
-use crate::tools::RenderError;
+use crate::render::error::RenderError;
 
 /// How a successful command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,10 @@ pub fn note_unchecked(config: &std::path::Path, report: &crate::render::Report) 
 /// A failed render as the user sees it: a chart problem or a backend not provisioned yet is
 /// theirs to fix and says how; any other failure is a bug in mlplat.
 pub fn render_error(err: RenderError) -> anyhow::Error {
+    if !err.is_users() {
+        return anyhow::Error::new(err)
+            .context("internal error while rendering (please report it)");
+    }
     match err {
         // The chart would refuse the values: problems in the user's files, shown like config
         // errors (or mlplat's own bug, which they say).
@@ -69,9 +73,6 @@ pub fn render_error(err: RenderError) -> anyhow::Error {
         RenderError::Chart(e) => e.into(),
         RenderError::Lock(e) => e.into(),
         RenderError::Image(e) => e.into(),
-        e @ RenderError::Unprovisioned(_) => anyhow::Error::new(e),
-        other => {
-            anyhow::Error::new(other).context("internal error while rendering (please report it)")
-        }
+        other => anyhow::Error::new(other),
     }
 }

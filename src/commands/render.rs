@@ -127,12 +127,11 @@ fn check(tree: &Tree, target: &Target, indexes: &[(String, PathBuf)]) -> anyhow:
     let drift = output::check(tree, &target.dir)?;
     // git keeps no file modes: every checkout of a committed tree has its secret files 0644, so
     // a loose mode there is no news (render warns about Secret data in git instead).
-    let loose =
-        if drift.loose_mode.is_empty() || crate::secret_delivery::tracked_by_git(&target.dir) {
-            &[][..]
-        } else {
-            &drift.loose_mode[..]
-        };
+    let loose = if drift.loose_mode.is_empty() || crate::files::tracked_by_git(&target.dir) {
+        &[][..]
+    } else {
+        &drift.loose_mode[..]
+    };
     for path in loose {
         eprintln!(
             "warning: {out}/{path} holds Secret data and others can read it: `chmod 600` it, or render again"
@@ -158,9 +157,9 @@ fn check(tree: &Tree, target: &Target, indexes: &[(String, PathBuf)]) -> anyhow:
 fn edited_by_hand(indexes: &[(String, PathBuf)]) -> Vec<String> {
     let mut out = Vec::new();
     for (prefix, dir) in indexes {
-        if let Some(index) = crate::index::read(dir) {
+        if let Some(index) = output::index::read(dir) {
             out.extend(
-                crate::index::edited_by_hand(dir, &index)
+                output::index::edited_by_hand(dir, &index)
                     .into_iter()
                     .map(|p| format!("{prefix}{p}")),
             );
@@ -234,7 +233,7 @@ fn warn_if_no_tool(loaded: &Loaded, dir: &Path) {
 fn warn_if_tracked(loaded: &[&Loaded], dir: &Path) {
     if loaded.iter().any(|l| {
         l.platform.secrets.mode == config::SecretMode::Plain && !l.uses_public_example_key()
-    }) && crate::secret_delivery::tracked_by_git(dir)
+    }) && crate::files::tracked_by_git(dir)
     {
         let out = dir.display();
         eprintln!(

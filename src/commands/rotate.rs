@@ -12,8 +12,8 @@ use anyhow::Context;
 use super::Outcome;
 use crate::cli::RotateArgs;
 use crate::config::{self, Loaded};
+use crate::render::secret::SecretObject;
 use crate::render::{Rendered, render_full};
-use crate::secret_delivery::SecretObject;
 
 /// Why a rotation cannot be done.
 #[derive(Debug, thiserror::Error)]

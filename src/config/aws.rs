@@ -354,7 +354,7 @@ fn rds_checks(ctx: &Ctx<'_>, p: &PlatformConfig, rds: &RdsConfig, out: &mut Vec<
             let user = rds
                 .master_username
                 .as_deref()
-                .unwrap_or(crate::backends::aws::DEFAULT_SHARED_MASTER);
+                .unwrap_or(super::defaults::DEFAULT_SHARED_MASTER);
             if !check_pg_name(user) || user == "rdsadmin" {
                 out.push(
                     ctx.diag(

@@ -12,6 +12,10 @@ use serde_json::{Value, json};
 
 use super::schema;
 
+/// The shared RDS instance's master user. The other RDS defaults are the schema's; this one
+/// has none there, since the per-tool layout's master users are the tools' own.
+pub const DEFAULT_SHARED_MASTER: &str = "mlplat";
+
 /// The schema's `default` of the config key at `pointer` (`/tools/mlflow/image`; array items
 /// as any index, map entries as any name): the `default` beside a `$ref` first, then the one
 /// of what it refers to.
@@ -83,9 +87,9 @@ pub fn namespace(platform: &str, tool: &str) -> String {
 /// A tool's chart when the config names none: `(repository, name, version)`.
 pub fn chart(tool: &str, community_airflow: bool) -> (&'static str, &'static str, &'static str) {
     match tool {
-        "airflow" if community_airflow => crate::tools::airflow::COMMUNITY_CHART,
-        "airflow" => crate::tools::airflow::OFFICIAL_CHART,
-        _ => crate::tools::jupyterhub::CHART,
+        "airflow" if community_airflow => super::charts::COMMUNITY_CHART,
+        "airflow" => super::charts::OFFICIAL_CHART,
+        _ => super::charts::JUPYTERHUB_CHART,
     }
 }
 
@@ -158,7 +162,7 @@ pub fn fallback(pointer: &str, doc: &Value) -> Fallback {
         ["backends", "postgres", "rds", "masterUsername"] => {
             return match at("/backends/postgres/rds/layout").and_then(Value::as_str) {
                 Some("shared") => computed(
-                    json!(crate::backends::aws::DEFAULT_SHARED_MASTER),
+                    json!(DEFAULT_SHARED_MASTER),
                     "the shared instance's master user",
                 ),
                 _ => Fallback::Rule(
@@ -198,7 +202,7 @@ pub fn fallback(pointer: &str, doc: &Value) -> Fallback {
         }
         if let Some(whole) = literal(up) {
             let rest = &pointer[up.len()..];
-            let key = super::diagnostic::key_path(up);
+            let key = crate::diagnostic::key_path(up);
             return match whole.pointer(rest) {
                 Some(v) => computed(
                     v.clone(),
@@ -292,7 +296,7 @@ mod tests {
         assert_eq!(v("/tools/airflow/namespace"), json!("mlops-airflow"));
         assert_eq!(
             v("/tools/airflow/chart/version"),
-            json!(crate::tools::airflow::COMMUNITY_CHART.2)
+            json!(crate::config::charts::COMMUNITY_CHART.2)
         );
         assert_eq!(v("/tools/airflow/users/0/firstName"), json!("ada"));
         assert_eq!(v("/tools/mlflow/resources/limits/memory"), json!("1536Mi"));

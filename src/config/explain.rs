@@ -5,8 +5,8 @@
 use serde_json::Value;
 
 use super::defaults::{self, Fallback};
-use super::layers::Layered;
 use super::schema;
+use super::sources::Layered;
 use crate::yaml::{Node, NodeValue};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub fn explain(layered: &Layered, path: &str) -> Result<String, ExplainError> {
         .iter()
         .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
         .collect();
-    let key = super::diagnostic::key_path(&pointer);
+    let key = crate::diagnostic::key_path(&pointer);
     let mut out = String::new();
     if let Some(node) = layered.doc.pointer(&pointer) {
         leaves(layered, node, &pointer, &mut out);
@@ -148,13 +148,13 @@ fn leaves(layered: &Layered, node: &Node, pointer: &str, out: &mut String) {
             }
         }
         _ => {
-            let key = super::diagnostic::key_path(pointer);
+            let key = crate::diagnostic::key_path(pointer);
             let inline_secret = layered
                 .inline_secrets
                 .iter()
                 .any(|p| pointer == p || pointer.starts_with(&format!("{p}/")));
             if inline_secret {
-                let fp = crate::secrets::fingerprint(node.to_json().to_string().as_bytes());
+                let fp = crate::encode::fingerprint(node.to_json().to_string().as_bytes());
                 out.push_str(&format!(
                     "{} = a secret written in the file ({fp}), not shown\n  use {{fromEnv: VARIABLE}} or {{fromFile: path}} instead\n",
                     show_key(&key)
@@ -211,7 +211,7 @@ fn schema_at(tokens: &[String]) -> Result<Option<&'static Value>, ExplainError> 
         } else if let Some(extra) = s.get("additionalProperties").filter(|v| v.is_object()) {
             Some(extra)
         } else if props.is_some() || s.get("items").is_some() {
-            let parent = super::diagnostic::key_path(
+            let parent = crate::diagnostic::key_path(
                 &tokens[..i]
                     .iter()
                     .map(|t| format!("/{t}"))
@@ -225,7 +225,7 @@ fn schema_at(tokens: &[String]) -> Result<Option<&'static Value>, ExplainError> 
             let known: Vec<&str> = props
                 .map(|p| p.keys().map(String::as_str).collect())
                 .unwrap_or_default();
-            let help = match schema::closest(token, &known) {
+            let help = match crate::diagnostic::closest(token, &known) {
                 Some(best) => format!(": did you mean `{best}`?"),
                 None if known.is_empty() => ": expected a list index, e.g. [0]".to_owned(),
                 None => format!(": expected one of: {}", known.join(", ")),

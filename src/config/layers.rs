@@ -7,144 +7,14 @@
 //! `key: null` removes the key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::diagnostic::{Diagnostic, key_path};
+use super::sources::{Layered, SourceFile, Sources};
 use super::{ConfigError, Diagnostics};
+use crate::diagnostic::{Diagnostic, key_path};
 use crate::files;
 use crate::redact;
 use crate::yaml::{self, Key, Node, NodeValue, Pos};
-
-/// One file a config was read from, with its text (for the line a diagnostic shows).
-#[derive(Debug, Clone)]
-pub struct SourceFile {
-    pub path: PathBuf,
-    pub text: String,
-    /// Byte offset of the start of each line.
-    line_starts: Vec<usize>,
-}
-
-impl SourceFile {
-    pub fn new(path: &Path, text: &str) -> Self {
-        SourceFile {
-            path: path.to_path_buf(),
-            text: text.to_owned(),
-            line_starts: std::iter::once(0)
-                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect(),
-        }
-    }
-
-    /// The text of 1-based line `n`, without its line break.
-    pub fn line(&self, n: usize) -> Option<&str> {
-        let start = *self.line_starts.get(n.checked_sub(1)?)?;
-        let rest = self.text.get(start..)?;
-        let line = rest.split('\n').next().unwrap_or_default();
-        Some(line.strip_suffix('\r').unwrap_or(line))
-    }
-}
-
-/// The files behind a (possibly merged) config tree: the base first, then the overlay, and
-/// which of them set each value.
-#[derive(Debug, Clone)]
-pub struct Sources {
-    pub files: Vec<SourceFile>,
-    /// The file that set the value at a JSON pointer, for values an overlay set: everything
-    /// below a recorded pointer comes from the same file, anything else from the base.
-    origins: BTreeMap<String, usize>,
-    /// Keys an overlay removed with `null`: file and position of the `key: null`.
-    removed: BTreeMap<String, (usize, Pos)>,
-    /// The environment whose name was appended to the base's platform name.
-    pub derived_platform: Option<String>,
-}
-
-impl Sources {
-    /// A config read from one file.
-    pub fn single(path: &Path, text: &str) -> Self {
-        Sources {
-            files: vec![SourceFile::new(path, text)],
-            origins: BTreeMap::new(),
-            removed: BTreeMap::new(),
-            derived_platform: None,
-        }
-    }
-
-    pub fn base(&self) -> &SourceFile {
-        &self.files[0]
-    }
-
-    /// The index of the file that set the value at `pointer`.
-    pub fn origin(&self, pointer: &str) -> usize {
-        let mut p = pointer;
-        loop {
-            if let Some(i) = self.origins.get(p) {
-                return *i;
-            }
-            match p.rsplit_once('/') {
-                Some((parent, _)) => p = parent,
-                None => return 0,
-            }
-        }
-    }
-
-    /// The file that set the value at `pointer`.
-    pub fn file_of(&self, pointer: &str) -> &SourceFile {
-        &self.files[self.origin(pointer)]
-    }
-
-    /// Where an overlay removed the key at `pointer` with `null`.
-    pub fn removed(&self, pointer: &str) -> Option<(&SourceFile, Pos)> {
-        self.removed
-            .get(pointer)
-            .map(|(i, pos)| (&self.files[*i], *pos))
-    }
-
-    /// A diagnostic at `pos` in the file that set the value at `pointer`.
-    pub fn diag(&self, pointer: &str, pos: Pos, message: impl Into<String>) -> Diagnostic {
-        let f = self.file_of(pointer);
-        Diagnostic::new(&f.path, message).at_line(pos, f.line(pos.line))
-    }
-
-    /// The text of the files, for the inputs digest: the one file's as it is; with an
-    /// environment each after a line naming the environment and the file's place.
-    pub fn text(&self, environment: Option<&str>) -> String {
-        match (environment, self.files.as_slice()) {
-            (None, [only]) => only.text.clone(),
-            // Not the paths: they depend on how the config was named on the command line.
-            (env, files) => files
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    let env = env.unwrap_or_default();
-                    format!("# mlplat environment {env}, file {i}\n{}", f.text)
-                })
-                .collect(),
-        }
-    }
-
-    /// The order diagnostics are shown in: the base's, then the overlay's, each in file order;
-    /// files that are neither (chart values files) count as the base.
-    pub fn rank(&self, d: &Diagnostic) -> (usize, usize, usize) {
-        let file = self
-            .files
-            .iter()
-            .position(|f| f.path == d.file)
-            .unwrap_or(0);
-        let (line, col) = d.pos.map_or((0, 0), |p| (p.line, p.col));
-        (file, line, col)
-    }
-}
-
-/// A config tree and the files it was read from.
-#[derive(Debug, Clone)]
-pub struct Layered {
-    pub doc: Node,
-    pub sources: Sources,
-    /// The environment merged in, if any.
-    pub environment: Option<String>,
-    /// The pointers of values written inline under a secret key (never shown).
-    pub inline_secrets: BTreeSet<String>,
-}
 
 /// Reads a config file into a positioned tree; a YAML error is a diagnostic (whose line is
 /// masked if a key on it names a secret).
@@ -157,27 +27,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Node, ConfigError> {
             _ => d,
         }])
     })
-}
-
-/// Reads a YAML file a user named: a regular file of at most [`files::MAX_YAML_BYTES`], in
-/// UTF-8. `Ok(Err(d))`: the file was read but is no text (a diagnostic at the position).
-pub fn read_yaml(path: &Path) -> Result<Result<String, Diagnostic>, files::ReadError> {
-    let bytes = match files::read(path, files::MAX_YAML_BYTES) {
-        Ok(b) => b,
-        Err(files::ReadError::TooLarge { size, limit }) => {
-            return Ok(Err(Diagnostic::new(
-                path,
-                format!(
-                    "the file is {}: mlplat reads YAML files of up to {}",
-                    files::size_words(size),
-                    files::size_words(limit)
-                ),
-            )
-            .at_line(Pos { line: 1, col: 1 }, None)));
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(files::decode(bytes).map_err(|e| Diagnostic::new(path, e.message).at_line(e.pos, None)))
 }
 
 /// A file named like a key (`*.key`): never read as YAML.
@@ -202,7 +51,7 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     // is given as the config itself (`-c mlplat.key`).
     redact::secret_file(&path.parent().unwrap_or(Path::new("")).join(super::KEY_FILE));
     refuse_secret_file(path)?;
-    match read_yaml(path) {
+    match files::read_yaml(path) {
         Ok(Ok(text)) => Ok(text),
         Ok(Err(d)) => Err(invalid(vec![d])),
         Err(e) => Err(ConfigError::Read {
@@ -333,7 +182,7 @@ fn read_unscanned(
         let d = if known.is_empty() {
             d.help("declare it: environments: {dev: {file: env/dev.yaml}}")
         } else {
-            match super::schema::closest(env, &known) {
+            match crate::diagnostic::closest(env, &known) {
                 Some(best) => d.help(format!("did you mean `{best}`?")),
                 None => d.help(format!("declared: {}", known.join(", "))),
             }
@@ -358,7 +207,7 @@ fn read_unscanned(
             .join(super::KEY_FILE),
     );
     refuse_secret_file(&overlay_path)?;
-    let overlay_text = match read_yaml(&overlay_path) {
+    let overlay_text = match files::read_yaml(&overlay_path) {
         Ok(Ok(t)) => t,
         Ok(Err(d)) => return Err(invalid(vec![d])),
         Err(e) => {

@@ -3,13 +3,14 @@
 //! problem is collected and reported with its position.
 
 pub mod aws;
+pub mod charts;
 pub mod defaults;
-pub mod diagnostic;
 pub mod explain;
 pub mod hub;
 pub mod layers;
 pub mod redaction;
 pub mod schema;
+pub mod sources;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,10 +18,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::diagnostic::{Diagnostic, Diagnostics, key_path};
 pub use aws::{RdsConfig, RdsLayout, S3Config, S3Encryption};
-use diagnostic::key_path;
-pub use diagnostic::{Diagnostic, Diagnostics};
-pub use layers::{Layered, Sources, environment_names};
+pub use layers::environment_names;
+pub use sources::{Layered, Sources};
 
 use crate::secrets::Secret;
 use crate::yaml::{self, Node};
@@ -74,7 +75,7 @@ impl ImagesConfig {
 }
 
 /// Who may connect to the servers mlplat renders itself (MLflow, the in-cluster PostgreSQL),
-/// and the charts' own network policies: see [`crate::tools::network`].
+/// and the charts' own network policies: see [`crate::render::network`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NetworkPoliciesConfig {
@@ -777,7 +778,7 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
             }
         }
         if let Some(chart) = &a.chart {
-            let supported = crate::tools::airflow::versions(a.flavor);
+            let supported = charts::versions(a.flavor);
             if !supported.contains(&chart.version) {
                 let name = match a.flavor {
                     AirflowFlavor::Official => "the official Airflow chart",
@@ -794,8 +795,8 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
                     .help(format!(
                         "pin a version in that range (chart keys move between releases, and values for another version would be refused by the chart), or leave `chart` out for {}",
                         match a.flavor {
-                            AirflowFlavor::Official => crate::tools::airflow::OFFICIAL_CHART.2,
-                            AirflowFlavor::Community => crate::tools::airflow::COMMUNITY_CHART.2,
+                            AirflowFlavor::Official => charts::OFFICIAL_CHART.2,
+                            AirflowFlavor::Community => charts::COMMUNITY_CHART.2,
                         }
                     )),
                 );
@@ -1170,7 +1171,7 @@ fn load_values_files(
                 problems.push(Diagnostic::new(&path, "holds a secret").key(key_path(&pointer)));
                 continue;
             }
-            let text = match layers::read_yaml(&path) {
+            let text = match crate::files::read_yaml(&path) {
                 Ok(Ok(t)) => t,
                 Ok(Err(d)) => {
                     problems.push(d);

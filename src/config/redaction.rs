@@ -14,8 +14,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::layers::Layered;
 use super::schema;
+use super::sources::Layered;
 use crate::yaml::{Node, NodeValue, Pos};
 use crate::{files, redact};
 
@@ -383,7 +383,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::layers::Sources;
+    use crate::config::sources::Sources;
 
     fn scanned(path: &str, text: &str) -> BTreeSet<String> {
         let layered = Layered {

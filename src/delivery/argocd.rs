@@ -9,8 +9,11 @@
 
 use serde_json::json;
 
+use crate::charts::ChartRelease;
+use crate::charts::merge;
 use crate::config::PlatformConfig;
-use crate::tools::{ChartRelease, Component, RenderError, merge};
+use crate::render::component::Component;
+use crate::render::error::RenderError;
 
 /// Adds `application.yaml` to `component`.
 pub fn deliver(

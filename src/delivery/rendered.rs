@@ -19,8 +19,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::charts::{self, ChartError};
-use crate::tools::{ChartRelease, Component, RenderError};
+use crate::charts::inflate::ChartFiles;
+use crate::charts::{self, ChartError, ChartRelease};
+use crate::render::component::Component;
+use crate::render::error::RenderError;
 use crate::yaml;
 
 /// The hook events that also happen on `kubectl apply`: hooks on them are kept.
@@ -50,14 +52,6 @@ const CLUSTER_SCOPED: &[&str] = &[
     "ValidatingWebhookConfiguration",
     "VolumeAttachment",
 ];
-
-/// What mlplat makes of a chart's inflated manifests: its files under `chart/` and its CRDs.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ChartFiles {
-    /// `(chart/<kind>.yaml, text, holds a secret)`, by kind.
-    pub files: Vec<(String, String, bool)>,
-    pub crds: Vec<Value>,
-}
 
 /// Adds the inflated chart to `component`: `chart/<kind>.yaml` files, and its CRDs to
 /// `component.crds`. What the manifests become is kept beside them in the cache (see

@@ -7,13 +7,17 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ChartRelease, Component, Labels, Links, RenderError, merge, namespace_of, set};
+use super::{Links, namespace_of};
 use crate::backends::Backends;
+use crate::charts::ChartRelease;
+use crate::charts::merge;
+use crate::charts::set;
 use crate::config::{HubAuthKind, HubDbKind, JupyterhubConfig, Loaded};
+use crate::render::component::Component;
+use crate::render::component::Labels;
+use crate::render::error::RenderError;
 use crate::secrets::{Deriver, Policy, Secret};
 
-pub const CHART: (&str, &str, &str) =
-    ("https://hub.jupyter.org/helm-chart/", "jupyterhub", "4.4.0");
 const DB_SECRET: &str = "jupyterhub-db-auth";
 const OAUTH_SECRET: &str = "jupyterhub-oauth";
 /// The admins' passwords, one key per admin name; mounted in the hub pod only.
@@ -42,7 +46,8 @@ pub fn build(
     let namespace = namespace_of(loaded, "jupyterhub");
     let labels = Labels::new(platform, "jupyterhub", "notebooks");
     let mut component = Component::new("jupyterhub", &namespace, &labels)?;
-    let mut chart = ChartRelease::from_config(cfg.chart.as_ref(), CHART);
+    let mut chart =
+        ChartRelease::from_config(cfg.chart.as_ref(), crate::config::charts::JUPYTERHUB_CHART);
     let chart_version = chart.version.clone();
     let v = &mut chart.values;
     let mut secrets: Vec<(&str, Value)> = Vec::new();
@@ -66,7 +71,7 @@ pub fn build(
             // No password in the URL: libpq reads PGPASSWORD, which comes from a Secret.
             let url = format!(
                 "postgresql+psycopg2://{}@{}:{}/{}{}",
-                crate::secrets::uri_encode(&db.user),
+                crate::encode::uri_encode(&db.user),
                 db.host,
                 db.port,
                 db.database,

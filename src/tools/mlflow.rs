@@ -8,11 +8,16 @@
 
 use serde_json::{Value, json};
 
-use super::{Component, Labels, RenderError, namespace_of, render_to};
+use super::namespace_of;
 use crate::backends::Backends;
 use crate::backends::artifacts::ArtifactStore;
 use crate::config::{Loaded, MlflowConfig};
-use crate::secrets::{Deriver, Policy, Secret, fingerprint};
+use crate::encode::fingerprint;
+use crate::render::component::Component;
+use crate::render::component::Labels;
+use crate::render::component::render_to;
+use crate::render::error::RenderError;
+use crate::secrets::{Deriver, Policy, Secret};
 
 pub const SERVICE: &str = "mlflow";
 pub const PORT: u16 = 5000;
@@ -174,7 +179,7 @@ pub fn build(
             "identities.py": identities_script,
         }}),
     )?;
-    let (image, checkov_skips) = super::pinned_image(
+    let (image, checkov_skips) = crate::render::component::pinned_image(
         loaded,
         image_of(cfg),
         &[(
@@ -239,7 +244,7 @@ pub fn build(
                     "tls_secret": ing.tls_secret, "port": PORT}),
         )?;
     }
-    if let Some(net) = super::network::Network::new(loaded) {
+    if let Some(net) = crate::render::network::Network::new(loaded) {
         let mut from: Vec<String> = [&net.airflow, &net.jupyterhub]
             .into_iter()
             .flatten()
@@ -257,7 +262,7 @@ pub fn build(
                 .iter()
                 .cloned(),
         );
-        super::network::policies(&mut component, Some((SERVICE, PORT)), &from)?;
+        crate::render::network::policies(&mut component, Some((SERVICE, PORT)), &from)?;
     }
     if replicas > 1 {
         component.object(
@@ -314,7 +319,7 @@ fn identities_job(
         .unwrap_or_default();
     let mut pod_labels = component.labels.all();
     pod_labels["app.kubernetes.io/name"] = json!("mlflow-identities");
-    let (image, checkov_skips) = super::pinned_image(
+    let (image, checkov_skips) = crate::render::component::pinned_image(
         loaded,
         image_of(cfg),
         &[(

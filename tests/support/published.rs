@@ -239,9 +239,9 @@ pub fn releases(objs: &[Value], secret: &dyn Fn(&str, &str) -> Option<String>) -
                     let doc = mlplat::yaml::parse_document(&text)
                         .expect("values are YAML")
                         .to_json();
-                    mlplat::tools::merge(&mut values, &doc);
+                    mlplat::charts::merge(&mut values, &doc);
                 }
-                mlplat::tools::merge(&mut values, &spec["values"]);
+                mlplat::charts::merge(&mut values, &spec["values"]);
                 let chart = &spec["chart"]["spec"];
                 out.push(Release {
                     object: describe(obj),

@@ -89,8 +89,7 @@ pub fn resolve(image: &str) -> Result<String, ImageError> {
         .map_err(|e| err(format!("cannot read the manifest: {e}")))?;
     // The digest is the sha256 of the manifest's bytes: computed, and checked against the
     // registry's header when it sends one.
-    use sha2::Digest as _;
-    let computed = format!("sha256:{:x}", sha2::Sha256::digest(&body));
+    let computed = mlplat::encode::sha256_digest(&body);
     match header {
         Some(h) if h != computed => Err(err(format!(
             "the registry says the manifest is {h}, its bytes are {computed}"

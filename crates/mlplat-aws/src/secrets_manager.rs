@@ -10,7 +10,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use aws_sdk_secretsmanager::types::Tag;
 
-use mlplat::secret_delivery::SecretObject;
+use mlplat::render::secret::SecretObject;
 
 /// What [`store`] did to one secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

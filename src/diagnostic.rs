@@ -193,6 +193,21 @@ pub fn key_path(pointer: &str) -> String {
     out
 }
 
+/// The known name closest to `word`, when it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&word.to_lowercase(), &k.to_lowercase()),
+                *k,
+            )
+        })
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +233,14 @@ mod tests {
             d.to_string(),
             "p.yaml:3:3: tools: unknown key `airflw`\n  |\n3 |   airflw: {}\n  |   ^\n  = help: did you mean `airflow`?"
         );
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(
+            closest("airflw", &["airflow", "mlflow", "jupyterhub"]),
+            Some("airflow")
+        );
+        assert_eq!(closest("zzz", &["airflow", "mlflow"]), None);
     }
 }

@@ -4,11 +4,15 @@
 use serde_json::json;
 
 use crate::backends::Backends;
+use crate::charts::ChartRelease;
 use crate::config::{Delivery, Loaded};
 use crate::delivery::deliver;
 use crate::output::Tree;
+use crate::render::component::Component;
+use crate::render::component::render_to;
+use crate::render::error::RenderError;
 use crate::secrets::Deriver;
-use crate::tools::{self, ChartRelease, Component, Links, RenderError, render_to};
+use crate::tools::{self, Links};
 
 /// Renders every enabled component of the platform into a tree of files.
 pub fn render(loaded: &Loaded) -> Result<Tree, RenderError> {
@@ -114,7 +118,7 @@ pub fn check_lock_names(
 pub struct Rendered {
     pub tree: Tree,
     /// Every Secret the platform needs, whatever the secret delivery mode writes to `out/`.
-    pub secrets: Vec<crate::secret_delivery::SecretObject>,
+    pub secrets: Vec<crate::render::secret::SecretObject>,
     /// Every derived secret the render used, by name: what `mlplat rotate` can bump.
     pub derived: std::collections::BTreeMap<String, crate::secrets::Secret>,
 }
@@ -259,7 +263,7 @@ fn prepare(loaded: &Loaded) -> Result<Prepared, RenderError> {
 
 type Built = (
     Tree,
-    Vec<crate::secret_delivery::SecretObject>,
+    Vec<crate::render::secret::SecretObject>,
     std::collections::BTreeMap<String, crate::secrets::Secret>,
 );
 
@@ -317,7 +321,7 @@ fn finish(
     }
     let root = render_to("kustomization.yaml", &json!({"resources": dirs}))?;
     tree.insert("kustomization.yaml", root.into_bytes(), false);
-    crate::index::seal(&mut tree, &crate::index::inputs_digest(loaded));
+    crate::output::index::seal(&mut tree, &crate::output::index::inputs_digest(loaded));
     let derived = deriver.used();
     Ok((tree, secrets, derived))
 }

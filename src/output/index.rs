@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+
+use crate::encode::{hex, sha256_hex as sha256};
 
 use crate::config::Loaded;
 use crate::output::{MARKER, Tree};
@@ -26,15 +28,6 @@ pub struct Index {
     pub inputs: String,
     /// sha256 (64 hex) of every file but the marker, by relative path.
     pub files: BTreeMap<String, String>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The sha256 of some bytes, as the index writes it.
-pub fn sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
 }
 
 /// The digest of everything a render reads (the config's text, not its parsed form, so that

@@ -6,7 +6,8 @@
 
 use serde_json::json;
 
-use super::{Component, RenderError};
+use super::component::Component;
+use super::error::RenderError;
 use crate::config::{Loaded, namespaces};
 
 /// The namespace of each enabled component, when network policies are on.
