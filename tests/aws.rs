@@ -793,3 +793,270 @@ fn drift_is_reported_not_applied_and_a_bucket_with_objects_needs_force_destroy()
     let s = seen(&rt, "drift");
     assert!(s.instances.is_empty() && s.bucket_encryption.is_none());
 }
+
+/// A config with environments: the base holds what they share, each overlay in `env/` what
+/// differs; `aws` lists the environments on RDS and S3 (the others keep the in-cluster
+/// defaults). Platform names are `<name>-<env>`.
+struct Environments {
+    dir: tempfile::TempDir,
+}
+
+impl Environments {
+    fn new(name: &str, rt: &tokio::runtime::Runtime, envs: &[(&str, bool)]) -> Environments {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        std::fs::copy(examples.join("example.key"), dir.path().join("example.key")).expect("copy");
+        std::fs::create_dir(dir.path().join("env")).expect("mkdir");
+        let mut declared = String::new();
+        for (env, aws) in envs {
+            declared.push_str(&format!("  {env}: {{file: env/{env}.yaml}}\n"));
+            let overlay = if *aws {
+                let (vpc, subnets) = network(rt);
+                format!(
+                    "backends:
+  postgres:
+    mode: rds
+    rds:
+      vpcId: {vpc}
+      privateSubnets: [{}]
+      privateSubnetsCidrBlocks: [10.0.1.0/24, 10.0.2.0/24]
+      deletionProtection: false
+      skipFinalSnapshot: true
+  artifacts:
+    mode: s3
+    s3: {{bucket: {name}-{env}-artifacts, forceDestroy: true}}
+tools:
+  mlflow: {{replicas: 2}}
+",
+                    subnets.join(", ")
+                )
+            } else {
+                "tools:\n  mlflow: {replicas: 1}\n".to_owned()
+            };
+            std::fs::write(dir.path().join(format!("env/{env}.yaml")), overlay).expect("write");
+        }
+        let config = format!(
+            "platform: {name}
+secrets:
+  key: {{fromFile: example.key}}
+environments:
+{declared}tools:
+  airflow:
+    users:
+      - {{username: admin, role: Admin, email: admin@example.com}}
+  mlflow: {{}}
+"
+        );
+        std::fs::write(dir.path().join("platform.yaml"), config).expect("write config");
+        Environments { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd.output().expect("run mlplat")
+    }
+
+    /// `run` with no AWS at hand: no credentials, an endpoint nothing listens on.
+    fn run_offline(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .current_dir(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+            .output()
+            .expect("run mlplat")
+    }
+
+    /// Every file of the workspace (configs, locks, out/) with its bytes.
+    fn files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    walk(root, &path, out);
+                } else {
+                    let rel = path.strip_prefix(root).expect("prefix");
+                    out.insert(
+                        rel.display().to_string(),
+                        std::fs::read(&path).expect("read"),
+                    );
+                }
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        walk(self.dir.path(), self.dir.path(), &mut out);
+        out
+    }
+}
+
+/// The files that differ between two snapshots (changed, added or removed).
+fn changed(
+    a: &std::collections::BTreeMap<String, Vec<u8>>,
+    b: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn two_environments_dev_in_cluster_and_prod_on_aws() {
+    let rt = runtime();
+    let ws = Environments::new("envs", &rt, &[("dev", false), ("prod", true)]);
+
+    // plan: prod's resources only; dev is skipped with a line that says so.
+    let plan = ws.run(&["plan", "-c", "platform.yaml"]);
+    expect_code(&plan, 1);
+    let (out, err) = (text(&plan.stdout), text(&plan.stderr));
+    assert!(
+        err.contains("mlplat: environment dev uses no AWS backend (postgres.mode: rds, artifacts.mode: s3): skipped"),
+        "{err}"
+    );
+    for line in [
+        "environment prod:\n",
+        "+ security group envs-prod-db",
+        "+ DB subnet group envs-prod-db",
+        "+ RDS instance envs-prod-airflow",
+        "+ RDS instance envs-prod-mlflow",
+        "+ S3 bucket envs-prod-artifacts",
+        "Plan: 5 to create, 0 to change, 0 unchanged.",
+        "run `mlplat provision -c platform.yaml --env prod` to apply",
+    ] {
+        assert!(out.contains(line), "{line} in:\n{out}");
+    }
+    assert!(!out.contains("envs-dev"), "{out}");
+
+    // provision of every environment asks once: without a terminal, --yes.
+    let refused = ws.run(&["provision", "-c", "platform.yaml"]);
+    expect_code(&refused, 2);
+    assert!(
+        text(&refused.stderr).contains("pass --yes to confirm"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(text(&refused.stdout).contains("+ RDS instance envs-prod-airflow"));
+    assert!(seen(&rt, "envs-prod").instances.is_empty(), "nothing created");
+
+    let done = ws.run(&[
+        "provision",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&done, 0);
+    assert!(
+        text(&done.stderr).contains("the AWS backends of environment prod are provisioned"),
+        "{}",
+        text(&done.stderr)
+    );
+    assert_eq!(seen(&rt, "envs-prod").instances.len(), 2);
+    let prod_lock = std::fs::read_to_string(ws.path("platform.prod.lock.yaml")).expect("lock");
+    assert!(prod_lock.contains("envs-prod-airflow:"), "{prod_lock}");
+    assert!(!ws.path("platform.dev.lock.yaml").exists());
+    assert!(!ws.path("platform.lock.yaml").exists());
+    expect_code(&ws.run(&["plan", "-c", "platform.yaml"]), 0);
+    let plan = ws.run(&["plan", "-c", "platform.yaml", "--env", "prod"]);
+    expect_code(&plan, 0);
+    assert!(text(&plan.stdout).contains("Plan: 0 to create, 0 to change, 5 unchanged."));
+    let plan = ws.run(&["plan", "-c", "platform.yaml", "--env", "dev"]);
+    expect_code(&plan, 0);
+    assert!(text(&plan.stdout).is_empty());
+
+    // render of both environments: offline, prod's endpoints from prod's lock.
+    let render = ws.run_offline(&["render", "-c", "platform.yaml", "-o", "out"]);
+    expect_code(&render, 0);
+    expect_code(
+        &ws.run_offline(&["render", "-c", "platform.yaml", "-o", "out", "--check"]),
+        0,
+    );
+    let endpoint_host = seen(&rt, "envs-prod")
+        .instances
+        .iter()
+        .find(|i| i.db_instance_identifier() == Some("envs-prod-airflow"))
+        .and_then(|i| i.endpoint().and_then(|e| e.address()).map(str::to_owned))
+        .expect("endpoint");
+    let prod_secrets =
+        std::fs::read_to_string(ws.path("out/prod/airflow/secrets.yaml")).expect("secrets");
+    assert!(prod_secrets.contains(&format!("@{endpoint_host}:5432/airflow")));
+    assert!(
+        std::fs::read_to_string(ws.path("out/prod/mlflow/deployment.yaml"))
+            .expect("deployment")
+            .contains("s3://envs-prod-artifacts")
+    );
+    assert!(ws.path("out/dev/postgres/statefulset.yaml").is_file());
+    assert!(!ws.path("out/prod/postgres/statefulset.yaml").exists());
+
+    // rotate in prod: prod's lock only; the next render changes prod's files only.
+    let before = ws.files();
+    let rotate = ws.run(&[
+        "rotate",
+        "-c",
+        "platform.yaml",
+        "--env",
+        "prod",
+        "airflow/fernet-key",
+    ]);
+    expect_code(&rotate, 0);
+    assert!(text(&rotate.stdout).contains("airflow/fernet-key: generation 1 → 2"));
+    let rotated = ws.files();
+    assert_eq!(changed(&before, &rotated), ["platform.prod.lock.yaml"]);
+    expect_code(&ws.run(&["render", "-c", "platform.yaml", "-o", "out"]), 0);
+    let after = ws.files();
+    let touched = changed(&rotated, &after);
+    assert!(touched.contains(&"out/prod/airflow/secrets.yaml".to_owned()), "{touched:?}");
+    assert!(
+        touched.iter().all(|p| p.starts_with("out/prod/")),
+        "{touched:?}"
+    );
+
+    // destroy prod: nothing of prod left, nothing of dev touched.
+    let before = ws.files();
+    let gone = ws.run(&[
+        "destroy",
+        "-c",
+        "platform.yaml",
+        "--env",
+        "prod",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&gone, 0);
+    let s = seen(&rt, "envs-prod");
+    assert!(s.instances.is_empty());
+    assert!(s.subnet_group.is_none() && s.security_group.is_none());
+    assert!(s.bucket_encryption.is_none() && s.versioning.is_none());
+    let lock = std::fs::read_to_string(ws.path("platform.prod.lock.yaml")).expect("lock");
+    assert!(!lock.contains("aws:") && lock.contains("airflow/fernet-key: 2"), "{lock}");
+    assert_eq!(
+        changed(&before, &ws.files()),
+        ["platform.prod.lock.yaml"],
+        "destroy --env prod changes prod's lock only"
+    );
+}

@@ -7,6 +7,7 @@
 
 mod aws_binary;
 mod aws_common;
+mod environments;
 pub mod charts;
 pub mod destroy;
 pub mod diff;
