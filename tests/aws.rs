@@ -959,7 +959,10 @@ fn two_environments_dev_in_cluster_and_prod_on_aws() {
         text(&refused.stderr)
     );
     assert!(text(&refused.stdout).contains("+ RDS instance envs-prod-airflow"));
-    assert!(seen(&rt, "envs-prod").instances.is_empty(), "nothing created");
+    assert!(
+        seen(&rt, "envs-prod").instances.is_empty(),
+        "nothing created"
+    );
 
     let done = ws.run(&[
         "provision",
@@ -1029,7 +1032,10 @@ fn two_environments_dev_in_cluster_and_prod_on_aws() {
     expect_code(&ws.run(&["render", "-c", "platform.yaml", "-o", "out"]), 0);
     let after = ws.files();
     let touched = changed(&rotated, &after);
-    assert!(touched.contains(&"out/prod/airflow/secrets.yaml".to_owned()), "{touched:?}");
+    assert!(
+        touched.contains(&"out/prod/airflow/secrets.yaml".to_owned()),
+        "{touched:?}"
+    );
     assert!(
         touched.iter().all(|p| p.starts_with("out/prod/")),
         "{touched:?}"
@@ -1053,10 +1059,179 @@ fn two_environments_dev_in_cluster_and_prod_on_aws() {
     assert!(s.subnet_group.is_none() && s.security_group.is_none());
     assert!(s.bucket_encryption.is_none() && s.versioning.is_none());
     let lock = std::fs::read_to_string(ws.path("platform.prod.lock.yaml")).expect("lock");
-    assert!(!lock.contains("aws:") && lock.contains("airflow/fernet-key: 2"), "{lock}");
+    assert!(
+        !lock.contains("aws:") && lock.contains("airflow/fernet-key: 2"),
+        "{lock}"
+    );
     assert_eq!(
         changed(&before, &ws.files()),
         ["platform.prod.lock.yaml"],
         "destroy --env prod changes prod's lock only"
     );
+}
+
+#[test]
+fn environments_on_aws_never_touch_each_other() {
+    let rt = runtime();
+    let ws = Environments::new(
+        "iso",
+        &rt,
+        &[
+            ("dev", false),
+            ("prod", true),
+            ("qa", true),
+            ("staging", true),
+        ],
+    );
+    let overlay =
+        |env: &str| std::fs::read_to_string(ws.path(&format!("env/{env}.yaml"))).expect("read");
+    let write = |env: &str, text: &str| {
+        std::fs::write(ws.path(&format!("env/{env}.yaml")), text).expect("write")
+    };
+    let qa = overlay("qa");
+
+    // Two environments naming one bucket: refused before any call.
+    write(
+        "qa",
+        &qa.replace("iso-qa-artifacts", "iso-staging-artifacts"),
+    );
+    let plan = ws.run(&["plan", "-c", "platform.yaml"]);
+    expect_code(&plan, 2);
+    assert!(
+        text(&plan.stderr).contains(
+            "environments `qa` and `staging` both use the AWS S3 bucket iso-staging-artifacts"
+        ),
+        "{}",
+        text(&plan.stderr)
+    );
+
+    // A failure in one environment stops before the next and says which were done.
+    // (subnets that do not exist: moto refuses the DB subnet group, after qa's security group)
+    let subnets = qa
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("privateSubnets: "))
+        .expect("subnets")
+        .to_owned();
+    write(
+        "qa",
+        &qa.replace(
+            &subnets,
+            "[subnet-0000000000000dead, subnet-0000000000000beef]",
+        ),
+    );
+    let failed = ws.run(&[
+        "provision",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&failed, 2);
+    let err = text(&failed.stderr);
+    assert!(
+        err.contains(
+            "mlplat: provision stopped at environment qa (done: prod; not started: staging)"
+        ),
+        "{err}"
+    );
+    assert_eq!(seen(&rt, "iso-prod").instances.len(), 2);
+    assert!(
+        seen(&rt, "iso-staging").instances.is_empty(),
+        "staging not started"
+    );
+    assert!(ws.path("platform.prod.lock.yaml").is_file());
+    assert!(!ws.path("platform.staging.lock.yaml").exists());
+
+    // Fixed, the next run carries on.
+    write("qa", &qa);
+    let done = ws.run(&[
+        "provision",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&done, 0);
+    assert!(!text(&done.stderr).contains("creating RDS instance iso-prod"));
+    for env in ["prod", "qa", "staging"] {
+        assert_eq!(seen(&rt, &format!("iso-{env}")).instances.len(), 2, "{env}");
+    }
+
+    // An environment pointed at another's names (checked alone, with --env): the resources
+    // carry the other's platform tag, so plan and provision stop before any change.
+    write(
+        "qa",
+        &qa.replace("    rds:\n", "    rds:\n      identifier: iso-prod\n"),
+    );
+    for verb in ["plan", "provision"] {
+        let out = ws.run(&[verb, "-c", "platform.yaml", "--env", "qa"]);
+        expect_code(&out, 2);
+        assert!(
+            text(&out.stderr).contains(
+                "mlplat created it for platform iso-prod (its mlplat:platform tag), not for iso-qa"
+            ),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    write("qa", &qa);
+
+    // destroy staging: staging's resources go, prod's and qa's stay.
+    let gone = ws.run(&[
+        "destroy",
+        "-c",
+        "platform.yaml",
+        "--env",
+        "staging",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&gone, 0);
+    let s = seen(&rt, "iso-staging");
+    assert!(s.instances.is_empty() && s.security_group.is_none() && s.versioning.is_none());
+    for env in ["prod", "qa"] {
+        let s = seen(&rt, &format!("iso-{env}"));
+        assert_eq!(s.instances.len(), 2, "{env}");
+        assert!(
+            s.security_group.is_some() && s.subnet_group.is_some(),
+            "{env}"
+        );
+        assert_eq!(s.versioning.as_deref(), Some("Enabled"), "{env}");
+    }
+    expect_code(
+        &ws.run(&["plan", "-c", "platform.yaml", "--env", "prod"]),
+        0,
+    );
+
+    // destroy of every environment: all shown, one confirmation, one after another.
+    let refused = ws.run(&["destroy", "-c", "platform.yaml"]);
+    expect_code(&refused, 2);
+    let shown = text(&refused.stdout);
+    assert!(
+        shown.contains("in environment prod:") && shown.contains("in environment qa:"),
+        "{shown}"
+    );
+    assert!(text(&refused.stderr).contains("mlplat: environment staging: nothing to destroy"));
+    let all = ws.run(&[
+        "destroy",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&all, 0);
+    for env in ["prod", "qa", "staging"] {
+        assert!(
+            seen(&rt, &format!("iso-{env}")).instances.is_empty(),
+            "{env}"
+        );
+        assert!(
+            !ws.path(&format!("platform.{env}.lock.yaml")).exists(),
+            "{env}"
+        );
+    }
 }

@@ -7,10 +7,10 @@
 
 mod aws_binary;
 mod aws_common;
-mod environments;
 pub mod charts;
 pub mod destroy;
 pub mod diff;
+mod environments;
 pub mod explain;
 pub mod init;
 pub mod plan;

@@ -4,7 +4,7 @@
 
 use super::environments::{env_flag, heading};
 use super::{Outcome, aws_common};
-use crate::aws::plan::{Plan, observe};
+use crate::aws::plan::{Plan, claimed_by_another, observe};
 use crate::aws::{AwsError, Clients};
 use crate::cli::PlanArgs;
 
@@ -19,6 +19,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<Outcome> {
     for (loaded, desired) in &targets {
         let (plan, observed) = rt.block_on(async {
             let o = observe(&c, desired).await?;
+            claimed_by_another(desired, &o)?;
             Ok::<_, AwsError>((Plan::new(desired, &o), o))
         })?;
         if let Some(h) = heading(loaded) {

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 use super::environments::{self, heading};
 use super::{Outcome, aws_common};
-use crate::aws::plan::{Plan, observe};
+use crate::aws::plan::{Plan, claimed_by_another, observe};
 use crate::aws::provision::provision;
 use crate::aws::spec::Desired;
 use crate::aws::wait::{Progress, WaitOptions};
@@ -77,6 +77,7 @@ fn show_plans(work: &[Work]) -> anyhow::Result<()> {
         }
         if !w.desired.is_empty() {
             let o = rt.block_on(observe(&c, &w.desired))?;
+            claimed_by_another(&w.desired, &o)?;
             print!("{}", Plan::new(&w.desired, &o).render());
         }
         if w.stores_secrets {
