@@ -216,6 +216,32 @@ mod tests {
     }
 
     #[test]
+    fn each_environment_has_a_lock_file_of_its_own() {
+        let config = Path::new("deploy/platform.yaml");
+        assert_eq!(
+            path_of(config, None),
+            Path::new("deploy/platform.lock.yaml")
+        );
+        assert_eq!(
+            path_of(config, Some("prod")),
+            Path::new("deploy/platform.prod.lock.yaml")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("platform.yaml");
+        let mut lock = Lock::default();
+        lock.secrets
+            .generations
+            .insert("airflow/fernet-key".into(), 3);
+        lock.write(&path_for_env(&config, "prod")).unwrap();
+        assert_eq!(Lock::read(&path_for_env(&config, "prod")).unwrap(), lock);
+        assert_eq!(
+            Lock::read(&path_for_env(&config, "dev")).unwrap(),
+            Lock::default()
+        );
+        assert!(!path_for(&config).exists());
+    }
+
+    #[test]
     fn chart_pins_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("platform.yaml");

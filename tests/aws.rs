@@ -949,6 +949,15 @@ fn two_environments_dev_in_cluster_and_prod_on_aws() {
         assert!(out.contains(line), "{line} in:\n{out}");
     }
     assert!(!out.contains("envs-dev"), "{out}");
+    // render before provision: prod's lock has no endpoint yet, and the message says what to run.
+    let early = ws.run_offline(&["render", "-c", "platform.yaml", "-o", "out"]);
+    expect_code(&early, 2);
+    assert!(
+        text(&early.stderr).contains("platform.yaml (environment prod): backends.postgres.mode is rds, but the lock file platform.prod.lock.yaml has no endpoint for RDS instance envs-prod-airflow: run `mlplat provision -c platform.yaml --env prod` first"),
+        "{}",
+        text(&early.stderr)
+    );
+    assert!(!ws.path("out").exists());
 
     // provision of every environment asks once: without a terminal, --yes.
     let refused = ws.run(&["provision", "-c", "platform.yaml"]);

@@ -481,8 +481,8 @@ pub fn load_platforms(path: &Path) -> Result<Platforms, ConfigError> {
     Ok(Platforms::One(Box::new(loaded)))
 }
 
-/// [`load`], for a command that does not handle environments yet (`plan`, `provision`,
-/// `destroy`, `rotate`, `charts pull`): a config that declares some is an error, not a silent use of the base.
+/// [`load`], for a command that does not handle environments yet (`charts pull`): a config
+/// that declares some is an error, not a silent use of the base.
 pub fn load_plain(path: &Path, command: &str) -> Result<Loaded, ConfigError> {
     let layered = layers::read_layers(path, None)?;
     if let Some(at) = layered.doc.key_pos("", "environments") {
