@@ -37,22 +37,26 @@ pub const CACHE_ENV: &str = "MLPLAT_CACHE";
 pub enum ChartError {
     #[error(
         "{tool}: chart {chart} is not pinned in {}: run `mlplat charts pull -c {}` (it needs the network once) and commit the lock file",
-        lock_of(config).display(), config.display()
+        lock.display(), config.display()
     )]
     NotPinned {
         tool: String,
         chart: String,
         config: PathBuf,
+        /// The lock file that holds (or lacks) the pin.
+        lock: PathBuf,
     },
     #[error(
         "{tool}: {} pins chart {pinned}, but the config asks for chart {wanted}: run `mlplat charts pull -c {}` to pin it",
-        lock_of(config).display(), config.display()
+        lock.display(), config.display()
     )]
     PinDiffers {
         tool: String,
         pinned: String,
         wanted: String,
         config: PathBuf,
+        /// The lock file that holds (or lacks) the pin.
+        lock: PathBuf,
     },
     #[error(
         "{tool}: the archive of chart {chart} is not in the cache ({}): run `mlplat charts pull -c {}` to fetch it (it checks the download against the lock)",
@@ -66,7 +70,7 @@ pub enum ChartError {
     },
     #[error(
         "{tool}: the archive of chart {chart} ({}) has {}, but {} pins {}: it changed since it was pinned. Run `mlplat charts pull -c {}` to fetch the pinned archive again (it replaces the changed one)",
-        path.display(), digests.actual, lock_of(config).display(), digests.pinned, config.display()
+        path.display(), digests.actual, lock.display(), digests.pinned, config.display()
     )]
     DigestMismatch {
         tool: String,
@@ -74,10 +78,12 @@ pub enum ChartError {
         path: PathBuf,
         digests: Box<Digests>,
         config: PathBuf,
+        /// The lock file that holds (or lacks) the pin.
+        lock: PathBuf,
     },
     #[error(
         "{tool}: the repository now serves chart {chart} with {}, but {} pins {}: the chart was republished under the same version. Review the new archive ({}), then run `mlplat charts pull --update -c {}` to pin it",
-        digests.actual, lock_of(config).display(), digests.pinned, path.display(), config.display()
+        digests.actual, lock.display(), digests.pinned, path.display(), config.display()
     )]
     Republished {
         tool: String,
@@ -85,6 +91,8 @@ pub enum ChartError {
         path: PathBuf,
         digests: Box<Digests>,
         config: PathBuf,
+        /// The lock file that holds (or lacks) the pin.
+        lock: PathBuf,
     },
     #[error(
         "cannot run `{}`: {source}; install Helm 3 or later, or set {HELM_ENV} to its path",
@@ -144,10 +152,6 @@ pub enum ChartError {
 pub struct Digests {
     pub pinned: String,
     pub actual: String,
-}
-
-fn lock_of(config: &Path) -> PathBuf {
-    crate::lock::path_for(config)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ChartError + '_ {
@@ -216,6 +220,8 @@ pub fn archive_path(cache: &Path, pin: &ChartPin) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
     pub config: &'a Path,
+    /// The lock file of the platform (an environment's own, with environments).
+    pub lock: &'a Path,
     pub cache: &'a Path,
 }
 
@@ -243,12 +249,14 @@ pub fn verified_archive<'a>(
                 pinned: pin_label(other),
                 wanted: label(chart),
                 config: cx.config.to_path_buf(),
+                lock: cx.lock.to_path_buf(),
             });
         }
         return Err(ChartError::NotPinned {
             tool: tool.to_owned(),
             chart: label(chart),
             config: cx.config.to_path_buf(),
+            lock: cx.lock.to_path_buf(),
         });
     };
     verify(cx, tool, chart, pin).map(|path| (path, pin))
@@ -285,6 +293,7 @@ fn verify(
                 actual,
             }),
             config: cx.config.to_path_buf(),
+            lock: cx.lock.to_path_buf(),
         });
     }
     Ok(path)
@@ -341,8 +350,10 @@ pub fn check_values(
         Err(_) if !needs_archive => return Ok(unchecked("no chart cache directory")),
         Err(e) => return Err(e),
     };
+    let lock_path = loaded.lock_path();
     let cx = Context {
         config: &loaded.file,
+        lock: &lock_path,
         cache: &cache,
     };
     // Values this mlplat binary found the chart accepts are not checked again.
@@ -582,6 +593,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cx = Context {
             config: Path::new("p.yaml"),
+            lock: Path::new("p.lock.yaml"),
             cache: dir.path(),
         };
         let lock_of = |pin: &ChartPin| {

@@ -453,7 +453,7 @@ fn a_lock_file_of_the_base_config_beside_environments_is_refused() {
 }
 
 /// `charts pull` with environments: every environment's charts (the published archives,
-/// through the stand-in Helm on Helm's engine) pinned once in the shared lock file; then every
+/// through the stand-in Helm on Helm's engine) pinned in its own lock file; then every
 /// environment's chart values are checked against them, and a bad key in one environment's
 /// values file (named relative to the overlay that lists it) is exit 2 at its line, with `out/`
 /// as it was.
@@ -480,22 +480,25 @@ fn charts_pull_pins_every_environments_charts_and_their_values_are_checked() {
     let out = helm(&["charts", "pull", "-c", "platform.yaml"]);
     exits(&out, 0);
     let said = stderr(&out);
-    // Both environments install the same two chart versions: each is pulled once.
-    assert_eq!(said.matches(": pinned ").count(), 2, "{said}");
-    assert!(
-        said.contains("dev/airflow: pinned airflow 1.22.0"),
-        "{said}"
-    );
-    assert!(
-        said.contains("dev/jupyterhub: pinned jupyterhub 4.4.0"),
-        "{said}"
-    );
-    let lock = std::fs::read_to_string(ws.path("platform.lock.yaml")).expect("lock");
-    assert_eq!(lock.matches("\n  - chart: ").count(), 2, "{lock}");
-    assert!(
-        lock.contains("sha256:1f7d1dfe3d58e2c5"),
-        "the published airflow 1.22.0: {lock}"
-    );
+    // Both environments install the same two chart versions, each pinned in each
+    // environment's own lock file.
+    assert_eq!(said.matches(": pinned ").count(), 4, "{said}");
+    for env in ["dev", "prod"] {
+        for chart in [
+            "airflow: pinned airflow 1.22.0",
+            "jupyterhub: pinned jupyterhub 4.4.0",
+        ] {
+            assert!(said.contains(&format!("{env}/{chart}")), "{said}");
+        }
+        let lock =
+            std::fs::read_to_string(ws.path(&format!("platform.{env}.lock.yaml"))).expect("lock");
+        assert_eq!(lock.matches("\n  - chart: ").count(), 2, "{lock}");
+        assert!(
+            lock.contains("sha256:1f7d1dfe3d58e2c5"),
+            "the published airflow 1.22.0: {lock}"
+        );
+    }
+    assert!(!ws.path("platform.lock.yaml").exists());
     let again = helm(&["charts", "pull", "-c", "platform.yaml"]);
     exits(&again, 0);
     assert!(
