@@ -68,8 +68,10 @@ fn pull(args: &ChartsPullArgs) -> anyhow::Result<Outcome> {
                             pinned: old.sha256.clone(),
                             actual: pin.sha256,
                         }),
-                        config: args.config.clone(),
-                        lock: lock_path.clone(),
+                        files: Box::new(charts::Files {
+                            config: args.config.clone(),
+                            lock: lock_path.clone(),
+                        }),
                     }
                     .into());
                 }
