@@ -481,22 +481,6 @@ pub fn load_platforms(path: &Path) -> Result<Platforms, ConfigError> {
     Ok(Platforms::One(Box::new(loaded)))
 }
 
-/// [`load`], for a command that does not handle environments yet (`charts pull`): a config
-/// that declares some is an error, not a silent use of the base.
-pub fn load_plain(path: &Path, command: &str) -> Result<Loaded, ConfigError> {
-    let layered = layers::read_layers(path, None)?;
-    if let Some(at) = layered.doc.key_pos("", "environments") {
-        let base = layered.sources.base();
-        let d = Diagnostic::new(path, format!("`mlplat {command}` does not handle environments yet"))
-            .at(at, &base.text)
-            .help("it would act on the base config alone, which is none of the environments; use a config without environments for it");
-        return Err(ConfigError::Invalid(Diagnostics(vec![d])));
-    }
-    let mut loaded = validate(layered)?;
-    loaded.lock = crate::lock::Lock::load(path)?;
-    Ok(loaded)
-}
-
 /// Reads the config at `path` merged with the overlay of `environment`, then validates and
 /// resolves the result like [`load`]; diagnostics point into the file that set each value.
 /// The environment's own lock file is read ([`crate::lock::path_for_env`]).
