@@ -40,22 +40,22 @@ pub const CACHE_ENV: &str = "MLPLAT_CACHE";
 pub enum ChartError {
     #[error(
         "{tool}: chart {chart} is not pinned in {}: run `mlplat charts pull -c {}` (it needs the network once) and commit the lock file",
-        lock_of(config).display(), config.display()
+        files.lock.display(), files.config.display()
     )]
     NotPinned {
         tool: String,
         chart: String,
-        config: PathBuf,
+        files: Box<Files>,
     },
     #[error(
         "{tool}: {} pins chart {pinned}, but the config asks for chart {wanted}: run `mlplat charts pull -c {}` to pin it",
-        lock_of(config).display(), config.display()
+        files.lock.display(), files.config.display()
     )]
     PinDiffers {
         tool: String,
         pinned: String,
         wanted: String,
-        config: PathBuf,
+        files: Box<Files>,
     },
     #[error(
         "{tool}: the archive of chart {chart} is not in the cache ({}): run `mlplat charts pull -c {}` to fetch it (it checks the download against the lock)",
@@ -69,25 +69,25 @@ pub enum ChartError {
     },
     #[error(
         "{tool}: the archive of chart {chart} ({}) has {}, but {} pins {}: it changed since it was pinned. Run `mlplat charts pull -c {}` to fetch the pinned archive again (it replaces the changed one)",
-        path.display(), digests.actual, lock_of(config).display(), digests.pinned, config.display()
+        path.display(), digests.actual, files.lock.display(), digests.pinned, files.config.display()
     )]
     DigestMismatch {
         tool: String,
         chart: String,
         path: PathBuf,
         digests: Box<Digests>,
-        config: PathBuf,
+        files: Box<Files>,
     },
     #[error(
         "{tool}: the repository now serves chart {chart} with {}, but {} pins {}: the chart was republished under the same version. Review the new archive ({}), then run `mlplat charts pull --update -c {}` to pin it",
-        digests.actual, lock_of(config).display(), digests.pinned, path.display(), config.display()
+        digests.actual, files.lock.display(), digests.pinned, path.display(), files.config.display()
     )]
     Republished {
         tool: String,
         chart: String,
         path: PathBuf,
         digests: Box<Digests>,
-        config: PathBuf,
+        files: Box<Files>,
     },
     #[error(
         "cannot run `{}`: {source}; install Helm 3 or later, or set {HELM_ENV} to its path",
@@ -149,10 +149,6 @@ pub struct Digests {
     pub actual: String,
 }
 
-fn lock_of(config: &Path) -> PathBuf {
-    crate::lock::path_for(config)
-}
-
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ChartError + '_ {
     move |source| ChartError::Io {
         path: path.to_path_buf(),
@@ -210,11 +206,30 @@ pub fn archive_path(cache: &Path, pin: &ChartPin) -> PathBuf {
     cache.join(format!("{}-{}-{short}.tgz", pin.chart, pin.version))
 }
 
+/// The config and the lock file an error about a pin names.
+#[derive(Debug, Clone)]
+pub struct Files {
+    pub config: PathBuf,
+    /// The lock file that holds (or lacks) the pin: an environment's own, with environments.
+    pub lock: PathBuf,
+}
+
 /// Paths the errors of [`verified_archive`] point the user to.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
     pub config: &'a Path,
+    /// The lock file of the platform (an environment's own, with environments).
+    pub lock: &'a Path,
     pub cache: &'a Path,
+}
+
+impl Context<'_> {
+    fn files(&self) -> Box<Files> {
+        Box::new(Files {
+            config: self.config.to_path_buf(),
+            lock: self.lock.to_path_buf(),
+        })
+    }
 }
 
 /// The pin of `chart` in `lock`: the one of its repository, name and version.
@@ -240,13 +255,13 @@ pub fn verified_archive<'a>(
                 tool: tool.to_owned(),
                 pinned: pin_label(other),
                 wanted: label(chart),
-                config: cx.config.to_path_buf(),
+                files: cx.files(),
             });
         }
         return Err(ChartError::NotPinned {
             tool: tool.to_owned(),
             chart: label(chart),
-            config: cx.config.to_path_buf(),
+            files: cx.files(),
         });
     };
     verify(cx, tool, chart, pin).map(|path| (path, pin))
@@ -283,7 +298,7 @@ fn verify(
                 pinned: pin.sha256.clone(),
                 actual,
             }),
-            config: cx.config.to_path_buf(),
+            files: cx.files(),
         });
     }
     Ok(path)
@@ -340,8 +355,10 @@ pub fn check_values(
         Err(_) if !needs_archive => return Ok(unchecked("no chart cache directory")),
         Err(e) => return Err(e),
     };
+    let lock_path = loaded.lock_path();
     let cx = Context {
         config: &loaded.file,
+        lock: &lock_path,
         cache: &cache,
     };
     // Values this mlplat binary found the chart accepts are not checked again.
@@ -581,6 +598,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cx = Context {
             config: Path::new("p.yaml"),
+            lock: Path::new("p.lock.yaml"),
             cache: dir.path(),
         };
         let lock_of = |pin: &ChartPin| {
@@ -627,6 +645,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let cx = Context {
                 config: Path::new("p.yaml"),
+                lock: Path::new("p.lock.yaml"),
                 cache: dir.path(),
             };
             let pin = ChartPin {

@@ -114,6 +114,13 @@ pub struct RotateArgs {
     /// The platform config (its lock file beside it records the generations).
     #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
     pub config: PathBuf,
+    /// Rotate in this environment only (default: in every environment that derives the
+    /// secret, after one confirmation; each environment's lock file records its generations).
+    #[arg(short, long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Rotate in every environment without asking.
+    #[arg(long)]
+    pub yes: bool,
     /// The secret to rotate, as `--list` names it (for example `airflow/fernet-key`).
     #[arg(value_name = "SECRET", required_unless_present = "list")]
     pub name: Option<String>,
@@ -158,6 +165,9 @@ pub struct PlanArgs {
     /// The platform config.
     #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
     pub config: PathBuf,
+    /// Plan this environment only (default: every environment with AWS backends).
+    #[arg(short, long, value_name = "NAME")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -165,6 +175,13 @@ pub struct ProvisionArgs {
     /// The platform config; the lock file beside it receives the endpoints.
     #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
     pub config: PathBuf,
+    /// Provision this environment only (default: every environment with AWS backends, one
+    /// after another, after their plans and one confirmation).
+    #[arg(short, long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Provision every environment without asking.
+    #[arg(long)]
+    pub yes: bool,
     /// How long to wait for the databases to become available (90s, 40m, 1h).
     #[arg(long, value_name = "DURATION", default_value = "40m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -178,6 +195,10 @@ pub struct DestroyArgs {
     /// The platform config.
     #[arg(short, long, value_name = "FILE", default_value = "platform.yaml")]
     pub config: PathBuf,
+    /// Destroy this environment's backends only (default: every environment's, one after
+    /// another, after one confirmation).
+    #[arg(short, long, value_name = "NAME")]
+    pub env: Option<String>,
     /// Delete without asking.
     #[arg(long)]
     pub yes: bool,

@@ -5,11 +5,15 @@
 //! Sections are owned by the commands that write them: `secrets` by `rotate`, `aws` by
 //! `provision`, `charts` by `charts pull`, `images` by `images pin`.
 //!
-//! Chart pins are keyed by what they pin — repository, chart and version — not by the tool or
-//! the environment that uses them: a pin is a fact about a published archive, the same for
-//! every environment that installs that version. So environments that pin different versions
-//! of one chart share one list today, and when environments get locks of their own, an
-//! environment's lock holds the pins it uses in the same form, with nothing to rewrite.
+//! A config with environments has one lock file per environment instead, beside the config:
+//! `platform.yaml` → `platform.dev.lock.yaml`, `platform.prod.lock.yaml` ([`path_for_env`]),
+//! each in the same form as the lock of a config without environments. An environment's RDS
+//! endpoints, secret generations and chart pins are then its own, and a command acting on one
+//! environment writes that environment's file only.
+//!
+//! Chart pins are keyed by what they pin — repository, chart and version — not by the tool
+//! that uses them: a pin is a fact about a published archive, the same for every environment
+//! that installs that version, so an environment's lock holds the pins it uses in that form.
 
 pub mod aws;
 
@@ -80,6 +84,15 @@ pub enum LockError {
     /// A problem in the lock file, at its line and key.
     #[error("{0}")]
     Invalid(Box<Diagnostic>),
+    #[error(
+        "{}: a lock file of a config without environments, but {} declares environments and each has a lock file of its own ({} and the like): move what each environment keeps (secrets, aws, charts) into its own lock file, then delete {}",
+        path.display(), config.display(), example.display(), path.display()
+    )]
+    BaseWithEnvironments {
+        path: PathBuf,
+        config: PathBuf,
+        example: PathBuf,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -96,12 +109,36 @@ pub fn path_for(config: &Path) -> PathBuf {
     config.with_file_name(format!("{stem}.lock.yaml"))
 }
 
+/// The lock file of environment `env` of `config`: `dir/platform.yaml` →
+/// `dir/platform.<env>.lock.yaml`. Environment names are DNS labels, so the name is never
+/// that of another config's lock.
+pub fn path_for_env(config: &Path, env: &str) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    config.with_file_name(format!("{stem}.{env}.lock.yaml"))
+}
+
+/// The lock file of `config`, or of its environment `env`.
+pub fn path_of(config: &Path, env: Option<&str>) -> PathBuf {
+    match env {
+        Some(env) => path_for_env(config, env),
+        None => path_for(config),
+    }
+}
+
 impl Lock {
     /// Reads the lock file of `config`; a missing file is an empty lock. Every problem points
     /// at its line and key: an unknown key, a generation that is not a whole number from 1, a
     /// name that is no secret of mlplat's.
     pub fn load(config: &Path) -> Result<Lock, LockError> {
-        let path = path_for(config);
+        Lock::read(&path_for(config))
+    }
+
+    /// Reads the lock file at `path` (see [`path_of`]); a missing file is an empty lock.
+    pub fn read(path: &Path) -> Result<Lock, LockError> {
+        let path = path.to_path_buf();
         let text = match crate::files::read_yaml(&path) {
             Ok(Ok(t)) => t,
             Ok(Err(d)) => return Err(LockError::Invalid(Box::new(d))),
@@ -211,7 +248,12 @@ impl Lock {
 
     /// Writes the lock file of `config` atomically (a temporary file renamed over it).
     pub fn save(&self, config: &Path) -> Result<(), LockError> {
-        let path = path_for(config);
+        self.write(&path_for(config))
+    }
+
+    /// Writes the lock file at `path` atomically (a temporary file renamed over it).
+    pub fn write(&self, path: &Path) -> Result<(), LockError> {
+        let path = path.to_path_buf();
         let err = |source| LockError::Write {
             path: path.clone(),
             source,
@@ -274,6 +316,32 @@ mod tests {
         assert_eq!(back, lock);
         assert_eq!(back.generation("airflow/fernet-key"), 2);
         assert_eq!(back.generation("mlflow/flask-secret-key"), 1);
+    }
+
+    #[test]
+    fn each_environment_has_a_lock_file_of_its_own() {
+        let config = Path::new("deploy/platform.yaml");
+        assert_eq!(
+            path_of(config, None),
+            Path::new("deploy/platform.lock.yaml")
+        );
+        assert_eq!(
+            path_of(config, Some("prod")),
+            Path::new("deploy/platform.prod.lock.yaml")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("platform.yaml");
+        let mut lock = Lock::default();
+        lock.secrets
+            .generations
+            .insert("airflow/fernet-key".into(), 3);
+        lock.write(&path_for_env(&config, "prod")).unwrap();
+        assert_eq!(Lock::read(&path_for_env(&config, "prod")).unwrap(), lock);
+        assert_eq!(
+            Lock::read(&path_for_env(&config, "dev")).unwrap(),
+            Lock::default()
+        );
+        assert!(!path_for(&config).exists());
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl Workspace {
         Command::new(BIN)
             .current_dir(self.dir.path())
             .args(args)
+            .stdin(std::process::Stdio::null())
             .env_remove("MLPLAT_SECRET_KEY")
             .output()
             .expect("run mlplat")
@@ -346,25 +347,111 @@ fn explain_rejects_an_unknown_key() {
 }
 
 #[test]
-fn commands_without_environment_support_refuse_such_a_config() {
+fn rotate_acts_on_one_environment_or_on_every_one_after_one_confirmation() {
     let ws = Workspace::new();
-    for (args, command) in [
-        (vec!["plan", "-c", "platform.yaml"], "plan"),
-        (vec!["rotate", "-c", "platform.yaml", "--list"], "rotate"),
+    exits(&ws.run(&["render"]), 0);
+    let rendered = ws.snapshot();
+
+    let list = ws.run(&["rotate", "--list"]);
+    exits(&list, 0);
+    let listed = stdout(&list);
+    assert!(
+        listed.starts_with("environment dev:\n") && listed.contains("\nenvironment prod:\n"),
+        "{listed}"
+    );
+    assert_eq!(
+        listed.matches("airflow/fernet-key  generation 1").count(),
+        2
+    );
+
+    // --env prod: prod's own lock file, and after a render prod's files only.
+    let out = ws.run(&["rotate", "--env", "prod", "airflow/fernet-key"]);
+    exits(&out, 0);
+    assert!(stdout(&out).starts_with("environment prod:\nairflow/fernet-key: generation 1 → 2"));
+    assert!(
+        stderr(&out)
+            .contains("mlplat: wrote platform.prod.lock.yaml (airflow/fernet-key at generation 2)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ws.path("platform.dev.lock.yaml").exists());
+    assert!(!ws.path("platform.lock.yaml").exists());
+    exits(&ws.run(&["render"]), 0);
+    let changed: Vec<PathBuf> = ws
+        .snapshot()
+        .into_iter()
+        .filter(|f| !rendered.contains(f))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(!changed.is_empty());
+    assert!(
+        changed.iter().all(|p| p.starts_with(ws.path("out/prod"))),
+        "{changed:?}"
+    );
+    let list = stdout(&ws.run(&["rotate", "--list", "--env", "prod"]));
+    assert!(list.contains("airflow/fernet-key  generation 2"), "{list}");
+
+    // Every environment: all shown, one confirmation; without a terminal, --yes.
+    let refused = ws.run(&["rotate", "mlflow/flask-secret-key"]);
+    exits(&refused, 2);
+    assert!(
+        stdout(&refused).contains("environment dev:\nmlflow/flask-secret-key: generation 1 → 2")
+    );
+    assert!(
+        stderr(&refused).contains("pass --yes to confirm"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !ws.path("platform.dev.lock.yaml").exists(),
+        "nothing written"
+    );
+    let out = ws.run(&["rotate", "mlflow/flask-secret-key", "--yes"]);
+    exits(&out, 0);
+    for env in ["dev", "prod"] {
+        let lock =
+            std::fs::read_to_string(ws.path(&format!("platform.{env}.lock.yaml"))).expect("lock");
+        assert!(lock.contains("mlflow/flask-secret-key: 2"), "{env}: {lock}");
+    }
+
+    // A name no environment derives is the usual error.
+    let out = ws.run(&["rotate", "mlflow/flask-secret-kee", "--yes"]);
+    exits(&out, 2);
+    assert!(
+        stderr(&out).contains("did you mean `mlflow/flask-secret-key`?"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_lock_file_of_the_base_config_beside_environments_is_refused() {
+    let ws = Workspace::new();
+    ws.write(
+        "platform.lock.yaml",
+        "secrets:\n  generations:\n    airflow/fernet-key: 2\n",
+    );
+    for args in [
+        vec!["render"],
+        vec!["render", "--env", "dev"],
+        vec!["rotate", "--list"],
     ] {
         let out = ws.run(&args);
         exits(&out, 2);
         assert_eq!(
             stderr(&out),
             format!(
-                "error: platform.yaml:5:1: `mlplat {command}` does not handle environments yet\n  |\n5 | environments:\n  | ^\n  = help: it would act on the base config alone, which is none of the environments; use a config without environments for it\n"
-            )
+                "error: platform.lock.yaml: a lock file of a config without environments, but platform.yaml declares environments and each has a lock file of its own (platform.{}.lock.yaml and the like): move what each environment keeps (secrets, aws, charts) into its own lock file, then delete platform.lock.yaml\n",
+                "dev"
+            ),
+            "{args:?}"
         );
     }
+    assert!(!ws.path("out").exists());
 }
 
 /// `charts pull` with environments: every environment's charts (the published archives,
-/// through the stand-in Helm on Helm's engine) pinned once in the shared lock file; then every
+/// through the stand-in Helm on Helm's engine) pinned in its own lock file; then every
 /// environment's chart values are checked against them, and a bad key in one environment's
 /// values file (named relative to the overlay that lists it) is exit 2 at its line, with `out/`
 /// as it was.
@@ -391,22 +478,25 @@ fn charts_pull_pins_every_environments_charts_and_their_values_are_checked() {
     let out = helm(&["charts", "pull", "-c", "platform.yaml"]);
     exits(&out, 0);
     let said = stderr(&out);
-    // Both environments install the same two chart versions: each is pulled once.
-    assert_eq!(said.matches(": pinned ").count(), 2, "{said}");
-    assert!(
-        said.contains("dev/airflow: pinned airflow 1.22.0"),
-        "{said}"
-    );
-    assert!(
-        said.contains("dev/jupyterhub: pinned jupyterhub 4.4.0"),
-        "{said}"
-    );
-    let lock = std::fs::read_to_string(ws.path("platform.lock.yaml")).expect("lock");
-    assert_eq!(lock.matches("\n  - chart: ").count(), 2, "{lock}");
-    assert!(
-        lock.contains("sha256:1f7d1dfe3d58e2c5"),
-        "the published airflow 1.22.0: {lock}"
-    );
+    // Both environments install the same two chart versions, each pinned in each
+    // environment's own lock file.
+    assert_eq!(said.matches(": pinned ").count(), 4, "{said}");
+    for env in ["dev", "prod"] {
+        for chart in [
+            "airflow: pinned airflow 1.22.0",
+            "jupyterhub: pinned jupyterhub 4.4.0",
+        ] {
+            assert!(said.contains(&format!("{env}/{chart}")), "{said}");
+        }
+        let lock =
+            std::fs::read_to_string(ws.path(&format!("platform.{env}.lock.yaml"))).expect("lock");
+        assert_eq!(lock.matches("\n  - chart: ").count(), 2, "{lock}");
+        assert!(
+            lock.contains("sha256:1f7d1dfe3d58e2c5"),
+            "the published airflow 1.22.0: {lock}"
+        );
+    }
+    assert!(!ws.path("platform.lock.yaml").exists());
     let again = helm(&["charts", "pull", "-c", "platform.yaml"]);
     exits(&again, 0);
     assert!(

@@ -142,6 +142,33 @@ pub fn master_password(
     }))
 }
 
+/// The names of the AWS resources the platform asks for (`RDS instance mlops-airflow`, …),
+/// found without deriving anything: what must differ between two environments.
+pub fn resource_names(loaded: &Loaded) -> Vec<String> {
+    let p = &loaded.platform;
+    let mut names = Vec::new();
+    let tools = postgres_tools(p);
+    if let Some(rds) = rds_config(loaded).filter(|_| !tools.is_empty()) {
+        let prefix = rds.identifier.clone().unwrap_or_else(|| p.platform.clone());
+        names.push(format!("DB subnet group {prefix}-db"));
+        if rds.security_group_ids.is_empty() {
+            names.push(format!("security group {prefix}-db"));
+        }
+        match rds.layout {
+            RdsLayout::Shared => names.push(format!("RDS instance {prefix}")),
+            RdsLayout::PerTool => names.extend(
+                tools
+                    .iter()
+                    .map(|(tool, ..)| format!("RDS instance {}", instance_for(loaded, rds, tool))),
+            ),
+        }
+    }
+    if let Some(s3) = s3_config(loaded) {
+        names.push(format!("S3 bucket {}", s3.bucket));
+    }
+    names
+}
+
 impl Desired {
     /// Everything the config asks for. Validation happened at load time.
     pub fn from_config(loaded: &Loaded) -> Desired {

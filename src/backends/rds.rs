@@ -132,10 +132,15 @@ impl RdsBackend {
             .collect();
         if let Some(first) = missing.first() {
             return Err(RenderError::Unprovisioned(format!(
-                "{}: backends.postgres.mode is rds, but the lock file {} has no endpoint for RDS instance {first}: run `mlplat provision -c {}` first (it needs AWS credentials; render and --check then work offline from the lock file)",
+                "{}: backends.postgres.mode is rds, but the lock file {} has no endpoint for RDS instance {first}: run `mlplat provision -c {}{}` first (it needs AWS credentials; render and --check then work offline from the lock file)",
+                loaded.label(),
+                loaded.lock_path().display(),
                 loaded.file.display(),
-                crate::lock::path_for(&loaded.file).display(),
-                loaded.file.display(),
+                loaded
+                    .environment
+                    .as_ref()
+                    .map(|e| format!(" --env {e}"))
+                    .unwrap_or_default(),
             )));
         }
         // Instances in a stable order, each with the tools that need something created.

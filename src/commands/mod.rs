@@ -9,6 +9,7 @@
 pub mod aws_binary;
 pub mod charts;
 pub mod diff;
+pub mod environments;
 pub mod explain;
 pub mod init;
 pub mod render;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
 
-use super::Outcome;
+use super::{Outcome, environments};
 use crate::cli::RotateArgs;
 use crate::config::{self, Loaded};
 use crate::render::secret::SecretObject;
@@ -29,34 +29,95 @@ pub enum RotateError {
 }
 
 pub fn run(args: &RotateArgs) -> anyhow::Result<Outcome> {
-    let mut loaded = config::load_plain(&args.config, "rotate")?;
-    let before = render_full(&loaded).map_err(super::render_error)?;
-    crate::render::check_lock_names(&loaded, &[&before.derived]).map_err(super::render_error)?;
+    let targets = config::load_targets(&args.config, args.env.as_deref())?;
+    let several = environments::several(&targets, args.env.as_deref());
+    let mut rendered = Vec::new();
+    for loaded in targets {
+        let before = render_full(&loaded).map_err(super::render_error)?;
+        crate::render::check_lock_names(&loaded, &[&before.derived])
+            .map_err(super::render_error)?;
+        rendered.push((loaded, before));
+    }
     if args.list {
-        print!("{}", list(&loaded, &before));
+        for (loaded, before) in &rendered {
+            if let Some(h) = environments::heading(loaded) {
+                println!("{h}");
+            }
+            print!("{}", list(loaded, before));
+        }
         return Ok(Outcome::Clean);
     }
     let Some(name) = args.name.as_deref() else {
         return Ok(Outcome::Clean); // clap requires a name without --list
     };
-    let rotation = plan(&mut loaded, &before, name)?;
-    loaded
-        .lock
-        .save(&args.config)
-        .context("saving the new generation")?;
-    print!("{}", rotation.report);
-    eprintln!(
-        "mlplat: wrote {} ({name} at generation {}); next: `mlplat render -c {}`{}",
-        crate::lock::path_for(&args.config).display(),
-        rotation.generation,
-        args.config.display(),
-        if loaded.platform.secrets.mode == config::SecretMode::ExternalSecrets {
-            ", then `mlplat provision` to store the new value before the cluster applies out/"
-        } else {
-            ""
+    // Every environment that derives the secret rotates it; the others say they do not.
+    let mut rotations = Vec::new();
+    let mut unknown = None;
+    for (mut loaded, before) in rendered {
+        match plan(&mut loaded, &before, name) {
+            Ok(rotation) => rotations.push((loaded, rotation)),
+            Err(e) if several => {
+                if let Some(env) = &loaded.environment {
+                    eprintln!("mlplat: environment {env} derives no secret `{name}`: skipped");
+                }
+                unknown.get_or_insert(e);
+            }
+            Err(e) => return Err(e.into()),
         }
-    );
-    Ok(Outcome::Clean)
+    }
+    if rotations.is_empty() {
+        if let Some(e) = unknown {
+            return Err(e.into());
+        }
+        return Ok(Outcome::Clean);
+    }
+    for (loaded, rotation) in &rotations {
+        if let Some(h) = environments::heading(loaded) {
+            println!("{h}");
+        }
+        print!("{}", rotation.report);
+    }
+    if several {
+        let names: Vec<&str> = rotations
+            .iter()
+            .filter_map(|(l, _)| l.environment.as_deref())
+            .collect();
+        environments::confirm(
+            &format!("Rotate {name} in {}?", names.join(", ")),
+            args.yes,
+            &format!(
+                "rotate changes {name} in every environment above: pass --yes to confirm (or --env NAME for one environment)"
+            ),
+        )?;
+    }
+    environments::each(
+        "rotate",
+        &mut rotations,
+        |(l, _)| l,
+        |(loaded, rotation)| {
+            let path = loaded.lock_path();
+            loaded
+                .lock
+                .write(&path)
+                .context("saving the new generation")?;
+            eprintln!(
+                "mlplat: wrote {} ({name} at generation {}); next: `mlplat render -c {}`{}",
+                path.display(),
+                rotation.generation,
+                args.config.display(),
+                if loaded.platform.secrets.mode == config::SecretMode::ExternalSecrets {
+                    format!(
+                        ", then `mlplat provision -c {}{}` to store the new value before the cluster applies out/",
+                        args.config.display(),
+                        environments::env_flag(loaded)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            Ok(Outcome::Clean)
+        },
+    )
 }
 
 /// One line per rotatable secret: name, generation, and the Secret keys it feeds.

@@ -493,7 +493,7 @@ pub struct Loaded {
     pub key: Secret,
     /// Chart values files per tool (`airflow`, `jupyterhub`), in merge order.
     pub values_files: BTreeMap<&'static str, Vec<ValuesFile>>,
-    /// The lock file beside the config (empty when there is none).
+    /// The lock file of this platform, [`Loaded::lock_path`] (empty when there is none).
     pub lock: crate::lock::Lock,
     /// The config's text, as read (with an environment: the base's, then the overlay's, each
     /// after a line naming it).
@@ -504,6 +504,20 @@ impl Loaded {
     /// Whether the platform key is the public one of the committed examples.
     pub fn uses_public_example_key(&self) -> bool {
         self.key.expose().trim() == PUBLIC_EXAMPLE_KEY.trim()
+    }
+
+    /// The lock file this platform reads and its commands write: the config's, or with an
+    /// environment, the environment's own.
+    pub fn lock_path(&self) -> PathBuf {
+        crate::lock::path_of(&self.file, self.environment.as_deref())
+    }
+
+    /// How messages name this platform: `platform.yaml`, or `platform.yaml (environment dev)`.
+    pub fn label(&self) -> String {
+        match &self.environment {
+            Some(env) => format!("{} (environment {env})", self.file.display()),
+            None => self.file.display().to_string(),
+        }
     }
 }
 
@@ -556,28 +570,44 @@ pub fn load_platforms(path: &Path) -> Result<Platforms, ConfigError> {
     Ok(Platforms::One(Box::new(loaded)))
 }
 
-/// [`load`], for a command that does not handle environments yet (`plan`, `provision`,
-/// `destroy`, `rotate`, `charts pull`): a config that declares some is an error, not a silent use of the base.
-pub fn load_plain(path: &Path, command: &str) -> Result<Loaded, ConfigError> {
-    let layered = layers::read_layers(path, None)?;
-    if let Some(at) = layered.doc.key_pos("", "environments") {
-        let base = layered.sources.base();
-        let d = Diagnostic::new(path, format!("`mlplat {command}` does not handle environments yet"))
-            .at(at, &base.text)
-            .help("it would act on the base config alone, which is none of the environments; use a config without environments for it");
-        return Err(ConfigError::Invalid(Diagnostics(vec![d])));
-    }
-    let mut loaded = validate(layered)?;
-    loaded.lock = crate::lock::Lock::load(path)?;
+/// Reads the config at `path` merged with the overlay of `environment`, then validates and
+/// resolves the result like [`load`]; diagnostics point into the file that set each value.
+/// The environment's own lock file is read ([`crate::lock::path_for_env`]).
+pub fn load_env(path: &Path, environment: &str) -> Result<Loaded, ConfigError> {
+    let mut loaded = validate(layers::read_layers(path, Some(environment))?)?;
+    loaded.lock = env_lock(path, environment)?;
     Ok(loaded)
 }
 
-/// Reads the config at `path` merged with the overlay of `environment`, then validates and
-/// resolves the result like [`load`]; diagnostics point into the file that set each value.
-pub fn load_env(path: &Path, environment: &str) -> Result<Loaded, ConfigError> {
-    let mut loaded = validate(layers::read_layers(path, Some(environment))?)?;
-    loaded.lock = crate::lock::Lock::load(path)?;
-    Ok(loaded)
+/// The lock of `environment`: its own file. A lock file of the base config beside a config
+/// with environments is an error, not ignored: its generations would silently be lost, and
+/// every secret they rotated would change back.
+fn env_lock(path: &Path, environment: &str) -> Result<crate::lock::Lock, ConfigError> {
+    let base = crate::lock::path_for(path);
+    if base.is_file() {
+        return Err(crate::lock::LockError::BaseWithEnvironments {
+            path: base,
+            config: path.to_path_buf(),
+            example: crate::lock::path_for_env(path, environment),
+        }
+        .into());
+    }
+    Ok(crate::lock::Lock::read(&crate::lock::path_for_env(
+        path,
+        environment,
+    ))?)
+}
+
+/// The platforms a command acts on: a config without environments, itself (`env` must then be
+/// `None`); a config with environments, the one `env` names, else every one, in name order.
+pub fn load_targets(path: &Path, env: Option<&str>) -> Result<Vec<Loaded>, ConfigError> {
+    if let Some(env) = env {
+        return Ok(vec![load_env(path, env)?]);
+    }
+    match load_platforms(path)? {
+        Platforms::One(loaded) => Ok(vec![*loaded]),
+        Platforms::Environments => Ok(load_all(path)?.into_iter().map(|(_, l)| l).collect()),
+    }
 }
 
 /// Every environment the config declares, loaded, by name. Every problem of every environment
@@ -619,6 +649,24 @@ pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
                 .key("platform")
                 .help("let each overlay leave `platform` unset (it becomes <platform>-<environment>), or give each its own name");
             return Err(ConfigError::Invalid(Diagnostics(vec![d])));
+        }
+    }
+    // The AWS resources of two environments must differ by name: provision finds resources by
+    // name, so one environment would change, and destroy delete, what the other uses.
+    let mut owners: BTreeMap<String, &str> = BTreeMap::new();
+    for (env, loaded) in &out {
+        for name in crate::backends::aws::resource_names(loaded) {
+            if let Some(other) = owners.insert(name.clone(), env) {
+                let d = Diagnostic::new(
+                    path,
+                    format!(
+                        "environments `{other}` and `{env}` both use the AWS {name}: provisioning one would change, and destroying it delete, what the other uses"
+                    ),
+                )
+                .key("environments")
+                .help("leave backends.postgres.rds.identifier unset (it defaults to the environment's platform name) or set it in each overlay, and give each environment its own backends.artifacts.s3.bucket");
+                return Err(ConfigError::Invalid(Diagnostics(vec![d])));
+            }
         }
     }
     Ok(out)

@@ -39,6 +39,40 @@ pub async fn observe(c: &Clients, d: &Desired) -> Result<Observed, AwsError> {
     Ok(o)
 }
 
+/// A resource the config names that mlplat created for another platform (another
+/// environment, say): its `mlplat:platform` tag names someone else. Provisioning would change
+/// it and record it as this platform's, so plan and provision stop before any change.
+pub fn claimed_by_another(d: &Desired, o: &Observed) -> Result<(), AwsError> {
+    use mlplat::backends::aws::{TAG_MANAGED_BY, TAG_PLATFORM};
+    let mut owned: Vec<(String, &BTreeMap<String, String>)> = Vec::new();
+    if let (Some(spec), Some(have)) = (&d.security_group, &o.security_group) {
+        owned.push((format!("security group {}", spec.name), &have.tags));
+    }
+    for (id, have) in &o.instances {
+        owned.push((format!("RDS instance {id}"), &have.tags));
+    }
+    if let (Some(spec), Some(have)) = (&d.bucket, &o.bucket) {
+        owned.push((format!("S3 bucket {}", spec.name), &have.tags));
+    }
+    for (resource, tags) in owned {
+        let owner = tags.get(TAG_PLATFORM).map(String::as_str);
+        if tags.get(TAG_MANAGED_BY).map(String::as_str) == Some("mlplat")
+            && owner.is_some_and(|o| o != d.platform)
+        {
+            return Err(AwsError::Refused {
+                resource,
+                reason: format!(
+                    "mlplat created it for platform {} (its mlplat:platform tag), not for {}: nothing was changed",
+                    owner.unwrap_or_default(),
+                    d.platform
+                ),
+                hint: "give this platform (or environment) names of its own: backends.postgres.rds.identifier, backends.artifacts.s3.bucket".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Create,

@@ -44,6 +44,7 @@ pub async fn provision(
     progress: &mut dyn FnMut(&str, &str, Duration),
 ) -> Result<Provisioned, AwsError> {
     let observed = observe(c, d).await?;
+    plan::claimed_by_another(d, &observed)?;
     let plan = Plan::new(d, &observed);
     show(&plan);
 

@@ -10,7 +10,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -792,4 +792,455 @@ fn drift_is_reported_not_applied_and_a_bucket_with_objects_needs_force_destroy()
     assert!(text(&gone.stderr).contains("deleted S3 bucket drift-artifacts (1 object versions)"));
     let s = seen(&rt, "drift");
     assert!(s.instances.is_empty() && s.bucket_encryption.is_none());
+}
+
+/// A config with environments: the base holds what they share, each overlay in `env/` what
+/// differs; `aws` lists the environments on RDS and S3 (the others keep the in-cluster
+/// defaults). Platform names are `<name>-<env>`.
+struct Environments {
+    dir: tempfile::TempDir,
+}
+
+impl Environments {
+    fn new(name: &str, rt: &tokio::runtime::Runtime, envs: &[(&str, bool)]) -> Environments {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let examples = common::workspace_root().join("examples");
+        std::fs::copy(examples.join("example.key"), dir.path().join("example.key")).expect("copy");
+        std::fs::create_dir(dir.path().join("env")).expect("mkdir");
+        let mut declared = String::new();
+        for (env, aws) in envs {
+            declared.push_str(&format!("  {env}: {{file: env/{env}.yaml}}\n"));
+            let overlay = if *aws {
+                let (vpc, subnets) = network(rt);
+                format!(
+                    "backends:
+  postgres:
+    mode: rds
+    rds:
+      vpcId: {vpc}
+      privateSubnets: [{}]
+      privateSubnetsCidrBlocks: [10.0.1.0/24, 10.0.2.0/24]
+      deletionProtection: false
+      skipFinalSnapshot: true
+  artifacts:
+    mode: s3
+    s3: {{bucket: {name}-{env}-artifacts, forceDestroy: true}}
+tools:
+  mlflow: {{replicas: 2}}
+",
+                    subnets.join(", ")
+                )
+            } else {
+                "tools:\n  mlflow: {replicas: 1}\n".to_owned()
+            };
+            std::fs::write(dir.path().join(format!("env/{env}.yaml")), overlay).expect("write");
+        }
+        let config = format!(
+            "platform: {name}
+secrets:
+  key: {{fromFile: example.key}}
+environments:
+{declared}tools:
+  airflow:
+    users:
+      - {{username: admin, role: Admin, email: admin@example.com}}
+  mlflow: {{}}
+"
+        );
+        std::fs::write(dir.path().join("platform.yaml"), config).expect("write config");
+        Environments { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(common::mlplat_bin());
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd.output().expect("run mlplat")
+    }
+
+    /// `run` with no AWS at hand: no credentials, an endpoint nothing listens on.
+    fn run_offline(&self, args: &[&str]) -> Output {
+        Command::new(common::mlplat_bin())
+            .current_dir(self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+            .output()
+            .expect("run mlplat")
+    }
+
+    /// Every file of the workspace (configs, locks, out/) with its bytes.
+    fn files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    walk(root, &path, out);
+                } else {
+                    let rel = path.strip_prefix(root).expect("prefix");
+                    out.insert(
+                        rel.display().to_string(),
+                        std::fs::read(&path).expect("read"),
+                    );
+                }
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        walk(self.dir.path(), self.dir.path(), &mut out);
+        out
+    }
+}
+
+/// The files that differ between two snapshots (changed, added or removed).
+fn changed(
+    a: &std::collections::BTreeMap<String, Vec<u8>>,
+    b: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn two_environments_dev_in_cluster_and_prod_on_aws() {
+    let rt = runtime();
+    let ws = Environments::new("envs", &rt, &[("dev", false), ("prod", true)]);
+
+    // plan: prod's resources only; dev is skipped with a line that says so.
+    let plan = ws.run(&["plan", "-c", "platform.yaml"]);
+    expect_code(&plan, 1);
+    let (out, err) = (text(&plan.stdout), text(&plan.stderr));
+    assert!(
+        err.contains("mlplat: environment dev uses no AWS backend (postgres.mode: rds, artifacts.mode: s3): skipped"),
+        "{err}"
+    );
+    for line in [
+        "environment prod:\n",
+        "+ security group envs-prod-db",
+        "+ DB subnet group envs-prod-db",
+        "+ RDS instance envs-prod-airflow",
+        "+ RDS instance envs-prod-mlflow",
+        "+ S3 bucket envs-prod-artifacts",
+        "Plan: 5 to create, 0 to change, 0 unchanged.",
+        "run `mlplat provision -c platform.yaml --env prod` to apply",
+    ] {
+        assert!(out.contains(line), "{line} in:\n{out}");
+    }
+    assert!(!out.contains("envs-dev"), "{out}");
+    // render before provision: prod's lock has no endpoint yet, and the message says what to run.
+    let early = ws.run_offline(&["render", "-c", "platform.yaml", "-o", "out"]);
+    expect_code(&early, 2);
+    assert!(
+        text(&early.stderr).contains("platform.yaml (environment prod): backends.postgres.mode is rds, but the lock file platform.prod.lock.yaml has no endpoint for RDS instance envs-prod-airflow: run `mlplat provision -c platform.yaml --env prod` first"),
+        "{}",
+        text(&early.stderr)
+    );
+    assert!(!ws.path("out").exists());
+
+    // provision of every environment asks once: without a terminal, --yes.
+    let refused = ws.run(&["provision", "-c", "platform.yaml"]);
+    expect_code(&refused, 2);
+    assert!(
+        text(&refused.stderr).contains("pass --yes to confirm"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(text(&refused.stdout).contains("+ RDS instance envs-prod-airflow"));
+    assert!(
+        seen(&rt, "envs-prod").instances.is_empty(),
+        "nothing created"
+    );
+
+    let done = ws.run(&[
+        "provision",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&done, 0);
+    assert!(
+        text(&done.stderr).contains("the AWS backends of environment prod are provisioned"),
+        "{}",
+        text(&done.stderr)
+    );
+    assert_eq!(seen(&rt, "envs-prod").instances.len(), 2);
+    let prod_lock = std::fs::read_to_string(ws.path("platform.prod.lock.yaml")).expect("lock");
+    assert!(prod_lock.contains("envs-prod-airflow:"), "{prod_lock}");
+    assert!(!ws.path("platform.dev.lock.yaml").exists());
+    assert!(!ws.path("platform.lock.yaml").exists());
+    expect_code(&ws.run(&["plan", "-c", "platform.yaml"]), 0);
+    let plan = ws.run(&["plan", "-c", "platform.yaml", "--env", "prod"]);
+    expect_code(&plan, 0);
+    assert!(text(&plan.stdout).contains("Plan: 0 to create, 0 to change, 5 unchanged."));
+    let plan = ws.run(&["plan", "-c", "platform.yaml", "--env", "dev"]);
+    expect_code(&plan, 0);
+    assert!(text(&plan.stdout).is_empty());
+
+    // render of both environments: offline, prod's endpoints from prod's lock.
+    let render = ws.run_offline(&["render", "-c", "platform.yaml", "-o", "out"]);
+    expect_code(&render, 0);
+    expect_code(
+        &ws.run_offline(&["render", "-c", "platform.yaml", "-o", "out", "--check"]),
+        0,
+    );
+    let endpoint_host = seen(&rt, "envs-prod")
+        .instances
+        .iter()
+        .find(|i| i.db_instance_identifier() == Some("envs-prod-airflow"))
+        .and_then(|i| i.endpoint().and_then(|e| e.address()).map(str::to_owned))
+        .expect("endpoint");
+    let prod_secrets =
+        std::fs::read_to_string(ws.path("out/prod/airflow/secrets.yaml")).expect("secrets");
+    assert!(prod_secrets.contains(&format!("@{endpoint_host}:5432/airflow")));
+    assert!(
+        std::fs::read_to_string(ws.path("out/prod/mlflow/deployment.yaml"))
+            .expect("deployment")
+            .contains("s3://envs-prod-artifacts")
+    );
+    assert!(ws.path("out/dev/postgres/statefulset.yaml").is_file());
+    assert!(!ws.path("out/prod/postgres/statefulset.yaml").exists());
+
+    // rotate in prod: prod's lock only; the next render changes prod's files only.
+    let before = ws.files();
+    let rotate = ws.run(&[
+        "rotate",
+        "-c",
+        "platform.yaml",
+        "--env",
+        "prod",
+        "airflow/fernet-key",
+    ]);
+    expect_code(&rotate, 0);
+    assert!(text(&rotate.stdout).contains("airflow/fernet-key: generation 1 → 2"));
+    let rotated = ws.files();
+    assert_eq!(changed(&before, &rotated), ["platform.prod.lock.yaml"]);
+    expect_code(&ws.run(&["render", "-c", "platform.yaml", "-o", "out"]), 0);
+    let after = ws.files();
+    let touched = changed(&rotated, &after);
+    assert!(
+        touched.contains(&"out/prod/airflow/secrets.yaml".to_owned()),
+        "{touched:?}"
+    );
+    assert!(
+        touched.iter().all(|p| p.starts_with("out/prod/")),
+        "{touched:?}"
+    );
+
+    // destroy prod: nothing of prod left, nothing of dev touched.
+    let before = ws.files();
+    let gone = ws.run(&[
+        "destroy",
+        "-c",
+        "platform.yaml",
+        "--env",
+        "prod",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&gone, 0);
+    let s = seen(&rt, "envs-prod");
+    assert!(s.instances.is_empty());
+    assert!(s.subnet_group.is_none() && s.security_group.is_none());
+    assert!(s.bucket_encryption.is_none() && s.versioning.is_none());
+    let lock = std::fs::read_to_string(ws.path("platform.prod.lock.yaml")).expect("lock");
+    assert!(
+        !lock.contains("aws:") && lock.contains("airflow/fernet-key: 2"),
+        "{lock}"
+    );
+    assert_eq!(
+        changed(&before, &ws.files()),
+        ["platform.prod.lock.yaml"],
+        "destroy --env prod changes prod's lock only"
+    );
+}
+
+#[test]
+fn environments_on_aws_never_touch_each_other() {
+    let rt = runtime();
+    let ws = Environments::new(
+        "iso",
+        &rt,
+        &[
+            ("dev", false),
+            ("prod", true),
+            ("qa", true),
+            ("staging", true),
+        ],
+    );
+    let overlay =
+        |env: &str| std::fs::read_to_string(ws.path(&format!("env/{env}.yaml"))).expect("read");
+    let write = |env: &str, text: &str| {
+        std::fs::write(ws.path(&format!("env/{env}.yaml")), text).expect("write")
+    };
+    let qa = overlay("qa");
+
+    // Two environments naming one bucket: refused before any call.
+    write(
+        "qa",
+        &qa.replace("iso-qa-artifacts", "iso-staging-artifacts"),
+    );
+    let plan = ws.run(&["plan", "-c", "platform.yaml"]);
+    expect_code(&plan, 2);
+    assert!(
+        text(&plan.stderr).contains(
+            "environments `qa` and `staging` both use the AWS S3 bucket iso-staging-artifacts"
+        ),
+        "{}",
+        text(&plan.stderr)
+    );
+
+    // A failure in one environment stops before the next and says which were done.
+    // (subnets that do not exist: moto refuses the DB subnet group, after qa's security group)
+    let subnets = qa
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("privateSubnets: "))
+        .expect("subnets")
+        .to_owned();
+    write(
+        "qa",
+        &qa.replace(
+            &subnets,
+            "[subnet-0000000000000dead, subnet-0000000000000beef]",
+        ),
+    );
+    let failed = ws.run(&[
+        "provision",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&failed, 2);
+    let err = text(&failed.stderr);
+    assert!(
+        err.contains(
+            "mlplat: provision stopped at environment qa (done: prod; not started: staging)"
+        ),
+        "{err}"
+    );
+    assert_eq!(seen(&rt, "iso-prod").instances.len(), 2);
+    assert!(
+        seen(&rt, "iso-staging").instances.is_empty(),
+        "staging not started"
+    );
+    assert!(ws.path("platform.prod.lock.yaml").is_file());
+    assert!(!ws.path("platform.staging.lock.yaml").exists());
+
+    // Fixed, the next run carries on.
+    write("qa", &qa);
+    let done = ws.run(&[
+        "provision",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&done, 0);
+    assert!(!text(&done.stderr).contains("creating RDS instance iso-prod"));
+    for env in ["prod", "qa", "staging"] {
+        assert_eq!(seen(&rt, &format!("iso-{env}")).instances.len(), 2, "{env}");
+    }
+
+    // An environment pointed at another's names (checked alone, with --env): the resources
+    // carry the other's platform tag, so plan and provision stop before any change.
+    write(
+        "qa",
+        &qa.replace("    rds:\n", "    rds:\n      identifier: iso-prod\n"),
+    );
+    for verb in ["plan", "provision"] {
+        let out = ws.run(&[verb, "-c", "platform.yaml", "--env", "qa"]);
+        expect_code(&out, 2);
+        assert!(
+            text(&out.stderr).contains(
+                "mlplat created it for platform iso-prod (its mlplat:platform tag), not for iso-qa"
+            ),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    write("qa", &qa);
+
+    // destroy staging: staging's resources go, prod's and qa's stay.
+    let gone = ws.run(&[
+        "destroy",
+        "-c",
+        "platform.yaml",
+        "--env",
+        "staging",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&gone, 0);
+    let s = seen(&rt, "iso-staging");
+    assert!(s.instances.is_empty() && s.security_group.is_none() && s.versioning.is_none());
+    for env in ["prod", "qa"] {
+        let s = seen(&rt, &format!("iso-{env}"));
+        assert_eq!(s.instances.len(), 2, "{env}");
+        assert!(
+            s.security_group.is_some() && s.subnet_group.is_some(),
+            "{env}"
+        );
+        assert_eq!(s.versioning.as_deref(), Some("Enabled"), "{env}");
+    }
+    expect_code(
+        &ws.run(&["plan", "-c", "platform.yaml", "--env", "prod"]),
+        0,
+    );
+
+    // destroy of every environment: all shown, one confirmation, one after another.
+    let refused = ws.run(&["destroy", "-c", "platform.yaml"]);
+    expect_code(&refused, 2);
+    let shown = text(&refused.stdout);
+    assert!(
+        shown.contains("in environment prod:") && shown.contains("in environment qa:"),
+        "{shown}"
+    );
+    assert!(text(&refused.stderr).contains("mlplat: environment staging: nothing to destroy"));
+    let all = ws.run(&[
+        "destroy",
+        "-c",
+        "platform.yaml",
+        "--yes",
+        "--poll-interval",
+        "1s",
+    ]);
+    expect_code(&all, 0);
+    for env in ["prod", "qa", "staging"] {
+        assert!(
+            seen(&rt, &format!("iso-{env}")).instances.is_empty(),
+            "{env}"
+        );
+        assert!(
+            !ws.path(&format!("platform.{env}.lock.yaml")).exists(),
+            "{env}"
+        );
+    }
 }

@@ -220,3 +220,131 @@ fn the_provision_command_stores_the_secrets_and_rotate_changes_one() {
         }
     }
 }
+
+/// With environments, each environment's Secrets are stored under its own platform name
+/// (`<platform>-dev/…`, `<platform>-prod/…`), where its ExternalSecrets read them, and a
+/// rotation in one environment changes one secret of that environment only.
+#[test]
+fn each_environment_stores_its_secrets_under_its_own_prefix() {
+    let examples = common::workspace_root().join("examples");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let platform = format!("smenv{}", std::process::id());
+    let config = std::fs::read_to_string(examples.join("external-secrets.yaml"))
+        .expect("example")
+        .replace(
+            "platform: gitops",
+            &format!(
+                "platform: {platform}\nenvironments:\n  dev: {{file: dev.yaml}}\n  prod: {{file: prod.yaml}}"
+            ),
+        );
+    std::fs::write(dir.path().join("platform.yaml"), config).expect("write");
+    std::fs::write(
+        dir.path().join("dev.yaml"),
+        "tools:\n  mlflow: {replicas: 1}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("prod.yaml"),
+        "secrets:\n  externalSecrets: {roleArn: \"arn:aws:iam::123456789012:role/prod-external-secrets\"}\n",
+    )
+    .expect("write");
+    for f in ["example.key", "example-git-token", "example-oauth-secret"] {
+        std::fs::copy(examples.join(f), dir.path().join(f)).expect("copy");
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::mlplat_bin())
+            .current_dir(dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .env("HOME", dir.path())
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("run mlplat");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+
+    let (code, first) = run(&["provision", "-c", "platform.yaml", "--yes"]);
+    assert_eq!(code, Some(0), "{first}");
+    let stored = runtime().block_on(async {
+        let c = client().await;
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let page = c
+                .list_secrets()
+                .set_next_token(token)
+                .send()
+                .await
+                .expect("list");
+            names.extend(
+                page.secret_list()
+                    .iter()
+                    .filter_map(|s| s.name().map(str::to_owned)),
+            );
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        names
+    });
+    let under = |env: &str| {
+        stored
+            .iter()
+            .filter(|n| n.starts_with(&format!("{platform}-{env}/")))
+            .count()
+    };
+    assert!(under("dev") >= 8, "{stored:?}");
+    assert_eq!(under("dev"), under("prod"), "{stored:?}");
+    assert!(
+        !stored
+            .iter()
+            .any(|n| n.starts_with(&format!("{platform}/")))
+    );
+
+    let (code, rendered) = run(&["render", "-c", "platform.yaml", "-o", "out"]);
+    assert_eq!(code, Some(0), "{rendered}");
+    for env in ["dev", "prod"] {
+        let text =
+            std::fs::read_to_string(dir.path().join(format!("out/{env}/airflow/secrets.yaml")))
+                .expect("ExternalSecrets");
+        assert!(
+            text.contains(&format!(
+                "key: {platform}-{env}/{platform}-{env}-airflow/airflow-keys"
+            )),
+            "{text}"
+        );
+    }
+
+    let (code, rotated) = run(&[
+        "rotate",
+        "-c",
+        "platform.yaml",
+        "--env",
+        "prod",
+        "airflow/fernet-key",
+    ]);
+    assert_eq!(code, Some(0), "{rotated}");
+    assert!(
+        rotated.contains("then `mlplat provision -c platform.yaml --env prod`"),
+        "{rotated}"
+    );
+    let (code, again) = run(&["provision", "-c", "platform.yaml", "--yes"]);
+    assert_eq!(code, Some(0), "{again}");
+    let updated: Vec<&str> = again.lines().filter(|l| l.starts_with('~')).collect();
+    assert_eq!(updated.len(), 1, "{again}");
+    assert!(
+        updated[0].starts_with(&format!("~ secret {platform}-prod/"))
+            && updated[0].contains("airflow-keys"),
+        "{again}"
+    );
+}
