@@ -8,7 +8,7 @@ mod rds;
 
 use serde_json::{Value, json};
 
-use crate::config::{DatabaseConfig, Loaded, PostgresMode, namespaces};
+use crate::config::{DatabaseConfig, Loaded, PostgresMode};
 use crate::encode::uri_encode;
 use crate::render::component::Component;
 use crate::render::component::Labels;
@@ -76,10 +76,7 @@ pub struct Backends {
 impl Backends {
     pub fn resolve(loaded: &Loaded) -> Self {
         let pg = &loaded.platform.backends.postgres;
-        let in_cluster_namespace = namespaces(&loaded.platform)
-            .into_iter()
-            .find(|(c, _, _)| *c == "postgres")
-            .map(|(_, ns, _)| ns);
+        let in_cluster_namespace = loaded.namespace("postgres").map(str::to_owned);
         let (host, port, sslmode) = match (pg.mode, &pg.external) {
             (PostgresMode::External, Some(ext)) => (
                 ext.host.clone(),

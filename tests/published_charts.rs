@@ -172,7 +172,7 @@ fn expectations(
         }
         "jupyterhub" => {
             let cfg = p.tools.jupyterhub.as_ref().expect("jupyterhub configured");
-            let ns = mlplat::tools::namespace_of(loaded, "jupyterhub");
+            let ns = loaded.namespace_of("jupyterhub");
             if let Some(ing) = &cfg.ingress {
                 check(published::assert_ingress(
                     inflated,
@@ -519,7 +519,7 @@ fn delivery_rendered_inflates_the_published_charts_and_runs_helm_only_when_input
     }
     let loaded = mlplat::config::load(&r.path("platform.yaml")).expect("load");
     for (chart, tool) in [("airflow", "airflow"), ("jupyterhub", "jupyterhub")] {
-        let ns = mlplat::tools::namespace_of(&loaded, tool);
+        let ns = loaded.namespace_of(tool);
         let problems = expectations(&loaded, chart, &objects_in(&tree, &ns), &tree);
         assert!(problems.is_empty(), "{chart}: {problems:?}");
     }
@@ -554,7 +554,7 @@ fn delivery_rendered_inflates_the_published_charts_and_runs_helm_only_when_input
     );
     let tree = support::kustomize_build(&r.path("out"));
     let loaded = mlplat::config::load(&r.path("platform.yaml")).expect("load");
-    let ns = mlplat::tools::namespace_of(&loaded, "airflow");
+    let ns = loaded.namespace_of("airflow");
     let problems = expectations(&loaded, "airflow", &objects_in(&tree, &ns), &tree);
     assert!(problems.is_empty(), "{problems:?}");
     // What Helm printed is kept private: it holds the charts' Secrets.

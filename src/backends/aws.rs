@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::config::aws::{RdsLayout, postgres_tools};
 use crate::config::defaults::DEFAULT_SHARED_MASTER;
-use crate::config::{ArtifactsMode, Loaded, PostgresMode, RdsConfig, S3Config, S3Encryption};
+use crate::config::{ArtifactsMode, Loaded, PostgresMode, RdsConfig, S3Config, S3Encryption, Tool};
 use crate::secrets::{Deriver, Policy, Secret};
 
 /// The tag every resource mlplat creates carries; `destroy` removes only what has it.
@@ -106,7 +106,7 @@ pub fn rds_config(loaded: &Loaded) -> Option<&RdsConfig> {
 pub fn s3_config(loaded: &Loaded) -> Option<&S3Config> {
     let a = &loaded.platform.backends.artifacts;
     a.s3.as_ref()
-        .filter(|_| a.mode == ArtifactsMode::S3 && loaded.platform.enabled("mlflow"))
+        .filter(|_| a.mode == ArtifactsMode::S3 && loaded.platform.enabled(Tool::Mlflow))
 }
 
 /// The identifier of the instance that keeps `tool`'s data.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::Outcome;
 use crate::cli::RenderArgs;
-use crate::config::{Loaded, Platforms};
+use crate::config::{Loaded, Platforms, Tool};
 use crate::output::{OutLock, Tree};
 use crate::{config, output, render};
 
@@ -211,10 +211,7 @@ fn list_some(names: &[&str]) -> String {
 /// legal (applied with pruning, it removes the platform), but rarely what was meant.
 fn warn_if_no_tool(loaded: &Loaded, dir: &Path) {
     let p = &loaded.platform;
-    if ["airflow", "mlflow", "jupyterhub"]
-        .iter()
-        .all(|tool| !p.enabled(tool))
-    {
+    if Tool::ALL.into_iter().all(|tool| !p.enabled(tool)) {
         let env = loaded
             .environment
             .as_ref()

@@ -239,12 +239,10 @@ pub fn plan(loaded: &mut Loaded, before: &Rendered, name: &str) -> Result<Rotati
 }
 
 fn pretty(component: &str) -> &str {
-    match component {
-        "airflow" => "Airflow",
-        "mlflow" => "MLflow",
-        "jupyterhub" => "JupyterHub",
-        "postgres" => "PostgreSQL",
-        other => other,
+    match config::Tool::from_name(component) {
+        Some(tool) => tool.title(),
+        None if component == "postgres" => "PostgreSQL",
+        None => component,
     }
 }
 

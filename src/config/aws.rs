@@ -2,6 +2,7 @@
 //! tool or one shared) and `backends.artifacts.s3` (MLflow's artifact bucket), and the rules AWS
 //! enforces but an emulator does not, checked at load time so that no call is made with them.
 
+use super::Tool;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -235,7 +236,7 @@ fn check_pg_name(n: &str) -> bool {
 /// and their user and database names.
 pub fn postgres_tools(p: &PlatformConfig) -> Vec<(&'static str, &'static str, String, String)> {
     let mut out = Vec::new();
-    if let Some(a) = p.tools.airflow.as_ref().filter(|_| p.enabled("airflow")) {
+    if let Some(a) = p.airflow() {
         out.push((
             "airflow",
             "/tools/airflow/database",
@@ -243,7 +244,7 @@ pub fn postgres_tools(p: &PlatformConfig) -> Vec<(&'static str, &'static str, St
             a.database.name.clone().unwrap_or_else(|| "airflow".into()),
         ));
     }
-    if let Some(m) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
+    if let Some(m) = p.mlflow() {
         out.push((
             "mlflow",
             "/tools/mlflow/database",
@@ -251,11 +252,10 @@ pub fn postgres_tools(p: &PlatformConfig) -> Vec<(&'static str, &'static str, St
             m.database.name.clone().unwrap_or_else(|| "mlflow".into()),
         ));
     }
-    if let Some(j) = p
-        .tools
-        .jupyterhub
-        .as_ref()
-        .filter(|j| p.enabled("jupyterhub") && j.database.kind == super::HubDbKind::Postgres)
+    if let Some(j) =
+        p.tools.jupyterhub.as_ref().filter(|j| {
+            p.enabled(Tool::Jupyterhub) && j.database.kind == super::HubDbKind::Postgres
+        })
     {
         out.push((
             "jupyterhub",

@@ -222,12 +222,7 @@ pub fn unused(pointer: &str, doc: &Value) -> Option<String> {
     let at = |p: &str| doc.pointer(p).and_then(Value::as_str);
     let parts: Vec<&str> = pointer.split('/').skip(1).collect();
     if let ["tools", tool, ..] = parts.as_slice() {
-        let name = match *tool {
-            "airflow" => "Airflow",
-            "mlflow" => "MLflow",
-            "jupyterhub" => "JupyterHub",
-            _ => return None,
-        };
+        let name = super::Tool::from_name(tool)?.title();
         let block = doc.pointer(&format!("/tools/{tool}"));
         return match block {
             None | Some(Value::Null) => Some(format!(

@@ -1,6 +1,7 @@
 //! Rules for `tools.jupyterhub` that the schema cannot say: admin names that key a Secret,
 //! admin passwords for the authenticators that read them, a VS Code profile with an image.
 
+use super::Tool;
 use super::{Ctx, Diagnostic, HubAuthKind, Inputs, PlatformConfig};
 
 /// bcrypt (NativeAuthenticator's hash) reads at most 72 bytes, and bcrypt 5 refuses more.
@@ -20,12 +21,7 @@ pub fn is_admin_key(name: &str) -> bool {
 
 pub(super) fn checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let Some(j) = p
-        .tools
-        .jupyterhub
-        .as_ref()
-        .filter(|_| p.enabled("jupyterhub"))
-    else {
+    let Some(j) = p.jupyterhub() else {
         return out;
     };
     let auth = &j.auth;
@@ -86,7 +82,7 @@ pub(super) fn password_checks(
         .tools
         .jupyterhub
         .as_ref()
-        .filter(|j| p.enabled("jupyterhub") && j.auth.kind == HubAuthKind::Native)
+        .filter(|j| p.enabled(Tool::Jupyterhub) && j.auth.kind == HubAuthKind::Native)
     else {
         return out;
     };

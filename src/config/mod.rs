@@ -11,6 +11,7 @@ pub mod layers;
 pub mod redaction;
 pub mod schema;
 pub mod sources;
+pub mod tool;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, key_path};
 pub use aws::{RdsConfig, RdsLayout, S3Config, S3Encryption};
 pub use layers::environment_names;
 pub use sources::{Layered, Sources};
+pub use tool::{Namespace, Tool};
 
 use crate::secrets::Secret;
 use crate::yaml::{self, Node};
@@ -495,12 +497,30 @@ pub struct Loaded {
     pub values_files: BTreeMap<&'static str, Vec<ValuesFile>>,
     /// The lock file of this platform, [`Loaded::lock_path`] (empty when there is none).
     pub lock: crate::lock::Lock,
+    /// The namespace of each part of the platform (the in-cluster PostgreSQL, each enabled
+    /// tool), resolved once when the config is loaded.
+    pub namespaces: Vec<Namespace>,
     /// The config's text, as read (with an environment: the base's, then the overlay's, each
     /// after a line naming it).
     pub source: String,
 }
 
 impl Loaded {
+    /// The namespace of a part of the platform (`postgres` or a tool's name), when it has one.
+    pub fn namespace(&self, component: &str) -> Option<&str> {
+        self.namespaces
+            .iter()
+            .find(|n| n.component == component)
+            .map(|n| n.name.as_str())
+    }
+
+    /// The namespace of an enabled component (empty for one that is not).
+    pub fn namespace_of(&self, component: &str) -> String {
+        self.namespace(component)
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
+
     /// Whether the platform key is the public one of the committed examples.
     pub fn uses_public_example_key(&self) -> bool {
         self.key.expose().trim() == PUBLIC_EXAMPLE_KEY.trim()
@@ -728,6 +748,7 @@ fn validate(layered: Layered) -> Result<Loaded, ConfigError> {
     match key {
         Some(key) if problems.is_empty() => Ok(Loaded {
             file: path,
+            namespaces: namespaces(&platform),
             platform,
             inputs,
             key,
@@ -763,25 +784,36 @@ impl Ctx<'_> {
 
 impl PlatformConfig {
     /// Whether a tool is present in the config and not disabled.
-    pub fn enabled(&self, tool: &str) -> bool {
+    pub fn enabled(&self, tool: Tool) -> bool {
         match tool {
-            "airflow" => self
-                .tools
-                .airflow
-                .as_ref()
-                .is_some_and(|t| t.enabled != Some(false)),
-            "mlflow" => self
-                .tools
-                .mlflow
-                .as_ref()
-                .is_some_and(|t| t.enabled != Some(false)),
-            "jupyterhub" => self
-                .tools
-                .jupyterhub
-                .as_ref()
-                .is_some_and(|t| t.enabled != Some(false)),
-            _ => false,
+            Tool::Airflow => self.airflow().is_some(),
+            Tool::Mlflow => self.mlflow().is_some(),
+            Tool::Jupyterhub => self.jupyterhub().is_some(),
         }
+    }
+
+    /// Airflow's block, when Airflow is enabled.
+    pub fn airflow(&self) -> Option<&AirflowConfig> {
+        self.tools
+            .airflow
+            .as_ref()
+            .filter(|t| t.enabled != Some(false))
+    }
+
+    /// MLflow's block, when MLflow is enabled.
+    pub fn mlflow(&self) -> Option<&MlflowConfig> {
+        self.tools
+            .mlflow
+            .as_ref()
+            .filter(|t| t.enabled != Some(false))
+    }
+
+    /// JupyterHub's block, when JupyterHub is enabled.
+    pub fn jupyterhub(&self) -> Option<&JupyterhubConfig> {
+        self.tools
+            .jupyterhub
+            .as_ref()
+            .filter(|t| t.enabled != Some(false))
     }
 }
 
@@ -807,7 +839,7 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
             .help("add external: {host: db.example.com, port: 5432}"),
         );
     }
-    if let Some(a) = p.tools.airflow.as_ref().filter(|_| p.enabled("airflow")) {
+    if let Some(a) = p.airflow() {
         if let Some(d) = &a.dags {
             if d.credentials.is_some() && d.ssh_key.is_some() {
                 out.push(ctx.diag(
@@ -860,7 +892,7 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
             );
         }
     }
-    if let Some(m) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
+    if let Some(m) = p.mlflow() {
         if m.replicas
             .unwrap_or_else(|| defaults::number("/tools/mlflow/replicas"))
             > 1
@@ -872,12 +904,7 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
             );
         }
     }
-    if let Some(j) = p
-        .tools
-        .jupyterhub
-        .as_ref()
-        .filter(|_| p.enabled("jupyterhub"))
-    {
+    if let Some(j) = p.jupyterhub() {
         if j.auth.kind == HubAuthKind::Dummy && !j.auth.local_demo {
             out.push(
                 ctx.diag(
@@ -920,11 +947,11 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
         );
     }
     // Argo CD takes chart values inline only: the charts' secret values would land in out/.
-    let chart_secrets = p.enabled("jupyterhub")
+    let chart_secrets = p.enabled(Tool::Jupyterhub)
         || p.tools
             .airflow
             .as_ref()
-            .is_some_and(|a| p.enabled("airflow") && a.flavor == AirflowFlavor::Community);
+            .is_some_and(|a| p.enabled(Tool::Airflow) && a.flavor == AirflowFlavor::Community);
     if p.secrets.mode == SecretMode::ExternalSecrets
         && p.delivery == Delivery::Rendered
         && chart_secrets
@@ -951,59 +978,59 @@ fn semantic_checks(ctx: &Ctx<'_>, p: &PlatformConfig) -> Vec<Diagnostic> {
     }
     // Namespaces must not collide: each tool owns its namespace and what kustomize puts there.
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-    for (tool, ns, ptr) in namespaces(p) {
-        if let Some(other) = seen.insert(ns.clone(), tool) {
-            out.push(ctx.diag(ptr, format!("namespace `{ns}` is also used by {other}")));
+    for Namespace {
+        component,
+        name: ns,
+        pointer,
+    } in namespaces(p)
+    {
+        if let Some(other) = seen.insert(ns.clone(), component) {
+            out.push(ctx.diag(pointer, format!("namespace `{ns}` is also used by {other}")));
         }
     }
     out
 }
 
 /// The namespace of each enabled component: `(component, namespace, config pointer)`.
-pub fn namespaces(p: &PlatformConfig) -> Vec<(&'static str, String, &'static str)> {
-    let ns = |explicit: Option<&String>, tool: &str| {
-        explicit
-            .cloned()
-            .unwrap_or_else(|| defaults::namespace(&p.platform, tool))
-    };
+pub fn namespaces(p: &PlatformConfig) -> Vec<Namespace> {
+    let ns =
+        |explicit: Option<&String>, component: &'static str, pointer: &'static str| Namespace {
+            component,
+            name: explicit
+                .cloned()
+                .unwrap_or_else(|| defaults::namespace(&p.platform, component)),
+            pointer,
+        };
     let mut out = Vec::new();
     if matches!(
         p.backends.postgres.mode,
         PostgresMode::InCluster | PostgresMode::Rds
     ) && uses_postgres(p)
     {
-        out.push((
+        out.push(ns(
+            p.backends.postgres.in_cluster.namespace.as_ref(),
             "postgres",
-            ns(
-                p.backends.postgres.in_cluster.namespace.as_ref(),
-                "postgres",
-            ),
             "/backends/postgres/inCluster/namespace",
         ));
     }
-    if let Some(a) = p.tools.airflow.as_ref().filter(|_| p.enabled("airflow")) {
-        out.push((
+    if let Some(a) = p.airflow() {
+        out.push(ns(
+            a.namespace.as_ref(),
             "airflow",
-            ns(a.namespace.as_ref(), "airflow"),
             "/tools/airflow/namespace",
         ));
     }
-    if let Some(m) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
-        out.push((
+    if let Some(m) = p.mlflow() {
+        out.push(ns(
+            m.namespace.as_ref(),
             "mlflow",
-            ns(m.namespace.as_ref(), "mlflow"),
             "/tools/mlflow/namespace",
         ));
     }
-    if let Some(j) = p
-        .tools
-        .jupyterhub
-        .as_ref()
-        .filter(|_| p.enabled("jupyterhub"))
-    {
-        out.push((
+    if let Some(j) = p.jupyterhub() {
+        out.push(ns(
+            j.namespace.as_ref(),
             "jupyterhub",
-            ns(j.namespace.as_ref(), "jupyterhub"),
             "/tools/jupyterhub/namespace",
         ));
     }
@@ -1012,12 +1039,12 @@ pub fn namespaces(p: &PlatformConfig) -> Vec<(&'static str, String, &'static str
 
 /// Whether any enabled tool keeps its data in Postgres.
 pub fn uses_postgres(p: &PlatformConfig) -> bool {
-    p.enabled("airflow")
-        || p.enabled("mlflow")
+    p.enabled(Tool::Airflow)
+        || p.enabled(Tool::Mlflow)
         || p.tools
             .jupyterhub
             .as_ref()
-            .is_some_and(|j| p.enabled("jupyterhub") && j.database.kind == HubDbKind::Postgres)
+            .is_some_and(|j| p.enabled(Tool::Jupyterhub) && j.database.kind == HubDbKind::Postgres)
 }
 
 /// Finds every `{fromEnv|fromFile}` in the config (outside disabled tools) and reads it.
@@ -1035,7 +1062,7 @@ fn collect_inputs(
                 return; // resolved by resolve_key, with its own default
             }
             if let Some(tool) = pointer.strip_prefix("/tools/") {
-                if !tool.contains('/') && !p.enabled(tool) {
+                if !tool.contains('/') && !Tool::from_name(tool).is_some_and(|t| p.enabled(t)) {
                     return;
                 }
             }
@@ -1203,11 +1230,11 @@ fn load_values_files(
 ) -> BTreeMap<&'static str, Vec<ValuesFile>> {
     let mut out = BTreeMap::new();
     let lists: [(&'static str, Option<&Vec<String>>); 2] = [
-        ("airflow", p.tools.airflow.as_ref().map(|a| &a.values)),
-        ("jupyterhub", p.tools.jupyterhub.as_ref().map(|j| &j.values)),
+        ("airflow", p.airflow().map(|a| &a.values)),
+        ("jupyterhub", p.jupyterhub().map(|j| &j.values)),
     ];
     for (tool, list) in lists {
-        let Some(list) = list.filter(|_| p.enabled(tool)) else {
+        let Some(list) = list else {
             continue;
         };
         let mut files = Vec::new();

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::component::Component;
 use super::error::RenderError;
-use crate::config::{Loaded, namespaces};
+use crate::config::Loaded;
 
 /// The namespace of each enabled component, when network policies are on.
 #[derive(Debug, Clone)]
@@ -26,12 +26,7 @@ impl Network {
         if !cfg.enabled() {
             return None;
         }
-        let all = namespaces(&loaded.platform);
-        let of = |component: &str| {
-            all.iter()
-                .find(|(c, _, _)| *c == component)
-                .map(|(_, ns, _)| ns.clone())
-        };
+        let of = |component: &str| loaded.namespace(component).map(str::to_owned);
         Some(Network {
             ingress_namespace: cfg.ingress_namespace().to_owned(),
             airflow: of("airflow"),

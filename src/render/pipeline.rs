@@ -187,7 +187,7 @@ fn components(loaded: &Loaded, deriver: &Deriver) -> Result<Vec<Component>, Rend
     let mut backends = Backends::resolve(loaded);
     let links = Links::new(loaded);
     let mut components: Vec<Component> = Vec::new();
-    if let Some(cfg) = p.tools.airflow.as_ref().filter(|_| p.enabled("airflow")) {
+    if let Some(cfg) = p.airflow() {
         components.push(tools::airflow::build(
             loaded,
             cfg,
@@ -196,15 +196,10 @@ fn components(loaded: &Loaded, deriver: &Deriver) -> Result<Vec<Component>, Rend
             &links,
         )?);
     }
-    if let Some(cfg) = p.tools.mlflow.as_ref().filter(|_| p.enabled("mlflow")) {
+    if let Some(cfg) = p.mlflow() {
         components.push(tools::mlflow::build(loaded, cfg, deriver, &mut backends)?);
     }
-    if let Some(cfg) = p
-        .tools
-        .jupyterhub
-        .as_ref()
-        .filter(|_| p.enabled("jupyterhub"))
-    {
+    if let Some(cfg) = p.jupyterhub() {
         components.push(tools::jupyterhub::build(
             loaded,
             cfg,

@@ -4,17 +4,19 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Links, namespace_of};
+use super::Links;
 use crate::backends::{Backends, DbAccess};
 use crate::charts::ChartRelease;
 use crate::charts::merge;
 use crate::charts::set;
 use crate::config::charts::{COMMUNITY_CHART, OFFICIAL_CHART, parse_version};
-use crate::config::{AirflowConfig, AirflowFlavor, AirflowUser, DagsConfig, Loaded};
+use crate::config::{AirflowConfig, AirflowFlavor, AirflowUser, DagsConfig, Loaded, Tool};
 use crate::render::component::Component;
 use crate::render::component::Labels;
 use crate::render::error::RenderError;
 use crate::secrets::{Deriver, Policy, Secret};
+
+const TOOL: Tool = Tool::Airflow;
 
 /// Where a version of the official chart takes the keys that moved between its releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,9 +50,9 @@ pub fn build(
     links: &Links,
 ) -> Result<Component, RenderError> {
     let platform = &loaded.platform.platform;
-    let namespace = namespace_of(loaded, "airflow");
-    let labels = Labels::new(platform, "airflow", "pipelines");
-    let mut component = Component::new("airflow", &namespace, &labels)?;
+    let namespace = loaded.namespace_of(TOOL.name());
+    let labels = Labels::new(platform, TOOL.name(), "pipelines");
+    let mut component = Component::new(TOOL.name(), &namespace, &labels)?;
     let db = backends.database(
         "airflow",
         &cfg.database,
@@ -109,7 +111,7 @@ pub fn build(
     }
     secrets.push((KEYS_SECRET, keys_data(&keys)));
     if links.mlflow_uri.is_some() {
-        secrets.push(super::mlflow::client_secret(deriver, "airflow"));
+        secrets.push(super::mlflow::client_secret(deriver, TOOL.name()));
     }
     if !users.is_empty() {
         let mut data = Map::new();
@@ -124,7 +126,7 @@ pub fn build(
         AirflowFlavor::Official => official(cfg, &db, links),
         AirflowFlavor::Community => community(cfg, &db, &keys, links),
     };
-    for file in loaded.values_files.get("airflow").into_iter().flatten() {
+    for file in loaded.values_files.get(TOOL.name()).into_iter().flatten() {
         merge(&mut chart.values, &file.value);
     }
     component.extra_file("values.yaml", crate::yaml::to_yaml_string(&chart.values));

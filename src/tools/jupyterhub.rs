@@ -7,16 +7,18 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Links, namespace_of};
+use super::Links;
 use crate::backends::Backends;
 use crate::charts::ChartRelease;
 use crate::charts::merge;
 use crate::charts::set;
-use crate::config::{HubAuthKind, HubDbKind, JupyterhubConfig, Loaded};
+use crate::config::{HubAuthKind, HubDbKind, JupyterhubConfig, Loaded, Tool};
 use crate::render::component::Component;
 use crate::render::component::Labels;
 use crate::render::error::RenderError;
 use crate::secrets::{Deriver, Policy, Secret};
+
+const TOOL: Tool = Tool::Jupyterhub;
 
 const DB_SECRET: &str = "jupyterhub-db-auth";
 const OAUTH_SECRET: &str = "jupyterhub-oauth";
@@ -43,9 +45,9 @@ pub fn build(
     links: &Links,
 ) -> Result<Component, RenderError> {
     let platform = &loaded.platform.platform;
-    let namespace = namespace_of(loaded, "jupyterhub");
-    let labels = Labels::new(platform, "jupyterhub", "notebooks");
-    let mut component = Component::new("jupyterhub", &namespace, &labels)?;
+    let namespace = loaded.namespace_of(TOOL.name());
+    let labels = Labels::new(platform, TOOL.name(), "notebooks");
+    let mut component = Component::new(TOOL.name(), &namespace, &labels)?;
     let mut chart =
         ChartRelease::from_config(cfg.chart.as_ref(), crate::config::charts::JUPYTERHUB_CHART);
     let chart_version = chart.version.clone();
@@ -210,7 +212,7 @@ pub fn build(
                 );
             }
         }
-        secrets.push(super::mlflow::client_secret(deriver, "jupyterhub"));
+        secrets.push(super::mlflow::client_secret(deriver, TOOL.name()));
     }
     harden(v, links);
     // No image with code-server is published: the profile needs one the user built.
@@ -239,7 +241,7 @@ pub fn build(
         }
         set(v, &["ingress"], ingress);
     }
-    for file in loaded.values_files.get("jupyterhub").into_iter().flatten() {
+    for file in loaded.values_files.get(TOOL.name()).into_iter().flatten() {
         merge(v, &file.value);
     }
     // After the user's values: the clone follows the storage and image they end up with.
@@ -355,13 +357,7 @@ fn admin_passwords(
 /// `username`/`password` (the token) or an SSH key (`ssh-privatekey`).
 fn dags_credentials(loaded: &Loaded) -> Option<Value> {
     let p = &loaded.platform;
-    let dags = p
-        .tools
-        .airflow
-        .as_ref()
-        .filter(|_| p.enabled("airflow"))?
-        .dags
-        .as_ref()?;
+    let dags = p.airflow()?.dags.as_ref()?;
     if let Some(creds) = &dags.credentials {
         let token = loaded
             .inputs

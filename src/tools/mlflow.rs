@@ -8,16 +8,17 @@
 
 use serde_json::{Value, json};
 
-use super::namespace_of;
 use crate::backends::Backends;
 use crate::backends::artifacts::ArtifactStore;
-use crate::config::{Loaded, MlflowConfig};
+use crate::config::{Loaded, MlflowConfig, Tool};
 use crate::encode::fingerprint;
 use crate::render::component::Component;
 use crate::render::component::Labels;
 use crate::render::component::render_to;
 use crate::render::error::RenderError;
 use crate::secrets::{Deriver, Policy, Secret};
+
+const TOOL: Tool = Tool::Mlflow;
 
 pub const SERVICE: &str = "mlflow";
 pub const PORT: u16 = 5000;
@@ -33,7 +34,7 @@ const SCRIPTS_DIR: &str = "/etc/mlflow/scripts";
 /// reads: `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`.
 pub const CLIENT_SECRET: &str = "mlflow-client";
 /// The tools that log to MLflow, each as the service account of its name.
-pub const CONSUMERS: &[&str] = &["airflow", "jupyterhub"];
+pub const CONSUMERS: [Tool; 2] = [Tool::Airflow, Tool::Jupyterhub];
 const PVC: &str = "mlflow-artifacts";
 const ARTIFACTS_PATH: &str = "/mlflow/artifacts";
 const AUTH_DIR: &str = "/etc/mlflow/auth";
@@ -46,9 +47,9 @@ pub fn build(
     backends: &mut Backends,
 ) -> Result<Component, RenderError> {
     let platform = &loaded.platform.platform;
-    let namespace = namespace_of(loaded, "mlflow");
-    let labels = Labels::new(platform, "mlflow", "tracking-server");
-    let mut component = Component::new("mlflow", &namespace, &labels)?;
+    let namespace = loaded.namespace_of(TOOL.name());
+    let labels = Labels::new(platform, TOOL.name(), "tracking-server");
+    let mut component = Component::new(TOOL.name(), &namespace, &labels)?;
     let db_name = cfg
         .database
         .name
@@ -348,10 +349,14 @@ fn identities_job(
 /// MLflow is enabled too.
 pub fn consumers(loaded: &Loaded) -> Vec<&'static str> {
     let p = &loaded.platform;
-    if !p.enabled("mlflow") {
+    if !p.enabled(Tool::Mlflow) {
         return Vec::new();
     }
-    CONSUMERS.iter().copied().filter(|t| p.enabled(t)).collect()
+    CONSUMERS
+        .into_iter()
+        .filter(|t| p.enabled(*t))
+        .map(Tool::name)
+        .collect()
 }
 
 /// The service account's password of `tool` (derived as `mlflow/clients/<tool>`, so

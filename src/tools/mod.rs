@@ -8,7 +8,7 @@ pub mod airflow;
 pub mod jupyterhub;
 pub mod mlflow;
 
-use crate::config::{Loaded, namespaces};
+use crate::config::Loaded;
 use crate::render::network;
 
 /// How the tools find each other inside the cluster.
@@ -25,37 +25,21 @@ pub struct Links {
 impl Links {
     pub fn new(loaded: &Loaded) -> Self {
         let p = &loaded.platform;
-        let mlflow_uri = namespaces(p)
-            .into_iter()
-            .find(|(c, _, _)| *c == "mlflow")
-            .map(|(_, ns, _)| format!("http://{}.{ns}.svc:{}", mlflow::SERVICE, mlflow::PORT));
-        let dags = p
-            .tools
-            .airflow
-            .as_ref()
-            .filter(|_| p.enabled("airflow"))
-            .and_then(|a| a.dags.as_ref())
-            .map(|d| {
-                (
-                    d.repo.clone(),
-                    d.branch.clone().unwrap_or_else(|| {
-                        crate::config::defaults::text("/tools/airflow/dags/branch").to_owned()
-                    }),
-                )
-            });
+        let mlflow_uri = loaded
+            .namespace("mlflow")
+            .map(|ns| format!("http://{}.{ns}.svc:{}", mlflow::SERVICE, mlflow::PORT));
+        let dags = p.airflow().and_then(|a| a.dags.as_ref()).map(|d| {
+            (
+                d.repo.clone(),
+                d.branch.clone().unwrap_or_else(|| {
+                    crate::config::defaults::text("/tools/airflow/dags/branch").to_owned()
+                }),
+            )
+        });
         Links {
             mlflow_uri,
             dags,
             network: network::Network::new(loaded),
         }
     }
-}
-
-/// The namespace of an enabled component.
-pub fn namespace_of(loaded: &Loaded, component: &str) -> String {
-    namespaces(&loaded.platform)
-        .into_iter()
-        .find(|(c, _, _)| *c == component)
-        .map(|(_, ns, _)| ns)
-        .unwrap_or_default()
 }
