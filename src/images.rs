@@ -37,7 +37,7 @@ pub fn reference(loaded: &Loaded, image: &str) -> Result<(String, bool), ImageEr
         None => Err(ImageError::NotPinned {
             image: image.to_owned(),
             config: loaded.file.clone(),
-            lock: crate::lock::path_for(&loaded.file),
+            lock: loaded.lock_path(),
         }),
     }
 }

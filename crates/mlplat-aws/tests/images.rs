@@ -315,3 +315,69 @@ fn an_unknown_tag_is_an_error_naming_the_image_and_the_lock_is_untouched() {
     );
     assert!(!d.join("platform.lock.yaml").exists());
 }
+
+/// With environments, each environment's pins go to its own lock file, an image two
+/// environments share is read from the registry once, and each renders from its own lock.
+#[test]
+fn each_environment_pins_in_its_own_lock_file() {
+    let registry = Registry::start();
+    let r = &registry.addr;
+    let mlflow = format!("{r}/mlplat/mlflow:3.17.2");
+    let postgres = format!("{r}/library/postgres:16.10");
+    let prod_mlflow = format!("{r}/mlplat/mlflow:3.18.0");
+    registry.push("mlplat/mlflow:3.17.2", "{\"mlflow\": 1}");
+    registry.push("mlplat/mlflow:3.18.0", "{\"mlflow\": 2}");
+    registry.push("library/postgres:16.10", "{\"postgres\": 1}");
+
+    let dir = workspace(&mlflow, &postgres);
+    let d = dir.path();
+    let mut config = read(&d.join("platform.yaml"));
+    config.push_str("environments:\n  dev: {file: dev.yaml}\n  prod: {file: prod.yaml}\n");
+    std::fs::write(d.join("platform.yaml"), config).expect("config");
+    std::fs::write(d.join("dev.yaml"), "{}\n").expect("dev overlay");
+    std::fs::write(
+        d.join("prod.yaml"),
+        format!("tools:\n  mlflow: {{image: \"{prod_mlflow}\"}}\n"),
+    )
+    .expect("prod overlay");
+
+    let pin = mlplat(d, &["images", "pin", "-c", "platform.yaml"]);
+    assert_eq!(pin.status.code(), Some(0), "{}", stderr(&pin));
+    assert!(!d.join("platform.lock.yaml").exists());
+    let dev = read(&d.join("platform.dev.lock.yaml"));
+    let prod = read(&d.join("platform.prod.lock.yaml"));
+    assert!(
+        dev.contains(&format!("\"{mlflow}\": {}", digest("{\"mlflow\": 1}"))),
+        "{dev}"
+    );
+    assert!(!dev.contains(&prod_mlflow), "{dev}");
+    assert!(
+        prod.contains(&format!("\"{prod_mlflow}\": {}", digest("{\"mlflow\": 2}"))),
+        "{prod}"
+    );
+    assert!(!prod.contains(&format!("\"{mlflow}\"")), "{prod}");
+    for lock in [&dev, &prod] {
+        assert!(lock.contains(&format!("\"{postgres}\": {}", digest("{\"postgres\": 1}"))));
+    }
+    let manifests: Vec<String> = registry
+        .requests()
+        .into_iter()
+        .filter(|p| p.contains("/manifests/"))
+        .collect();
+    let postgres_reads = manifests
+        .iter()
+        .filter(|p| p.as_str() == "/v2/library/postgres/manifests/16.10")
+        .count();
+    assert_eq!(postgres_reads, 1, "{manifests:?}");
+
+    let render = mlplat(d, &["render", "-c", "platform.yaml", "-o", "out"]);
+    assert_eq!(render.status.code(), Some(0), "{}", stderr(&render));
+    let prod_tree = tree(&d.join("out/prod"));
+    assert!(
+        prod_tree
+            .values()
+            .any(|t| t.contains(&format!("{prod_mlflow}@{}", digest("{\"mlflow\": 2}"))))
+    );
+    let dev_tree = tree(&d.join("out/dev"));
+    assert!(dev_tree.values().all(|t| !t.contains(&prod_mlflow)));
+}

@@ -6,14 +6,14 @@
 //! names), all shown first, one confirmation, then one environment after another. Only
 //! resources tagged with the environment's own platform name are deleted.
 
-use mlplat::commands::environments::{self, heading};
 use super::common;
-use mlplat::commands::Outcome;
 use crate::destroy::{Targets, destroy, targets};
-use mlplat::backends::aws::Desired;
 use crate::wait::{Progress, WaitOptions};
 use crate::{AwsError, Clients};
+use mlplat::backends::aws::Desired;
 use mlplat::cli::DestroyArgs;
+use mlplat::commands::Outcome;
+use mlplat::commands::environments::{self, heading};
 use mlplat::config::Loaded;
 use mlplat::lock::Lock;
 

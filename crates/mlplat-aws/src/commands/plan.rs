@@ -2,12 +2,12 @@
 //! create (`+`), change (`~`) or leave (`=`), for each environment with AWS backends (or the
 //! one `--env` names). Exit 0 nothing to do, 1 changes pending.
 
-use mlplat::commands::environments::{env_flag, heading};
 use super::common;
-use mlplat::commands::Outcome;
 use crate::plan::{Plan, claimed_by_another, observe};
 use crate::{AwsError, Clients};
 use mlplat::cli::PlanArgs;
+use mlplat::commands::Outcome;
+use mlplat::commands::environments::{env_flag, heading};
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<Outcome> {
     let targets = common::load(&args.config, args.env.as_deref(), "plan")?;

@@ -8,17 +8,17 @@
 
 use anyhow::{Context, bail};
 
-use mlplat::commands::environments::{self, heading};
 use super::common;
-use mlplat::commands::Outcome;
 use crate::plan::{Plan, claimed_by_another, observe};
 use crate::provision::provision;
-use mlplat::backends::aws::Desired;
+use crate::secrets_manager::Change;
 use crate::wait::{Progress, WaitOptions};
 use crate::{AwsError, Clients};
+use mlplat::backends::aws::Desired;
 use mlplat::cli::ProvisionArgs;
+use mlplat::commands::Outcome;
+use mlplat::commands::environments::{self, heading};
 use mlplat::config::{Loaded, SecretMode};
-use crate::secrets_manager::Change;
 
 /// One platform's work.
 struct Work {
