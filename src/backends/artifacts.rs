@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::backends::aws::s3_config;
 use crate::config::Loaded;
+use crate::config::aws::s3_config;
 
 /// The artifact store of a render.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::aws::{RdsLayout, postgres_tools};
+use crate::config::aws::{RdsLayout, instance_for, postgres_tools, rds_config, s3_config};
 use crate::config::defaults::DEFAULT_SHARED_MASTER;
-use crate::config::{ArtifactsMode, Loaded, PostgresMode, RdsConfig, S3Config, S3Encryption, Tool};
+use crate::config::{Loaded, RdsConfig, S3Encryption};
 use crate::secrets::{Deriver, Policy, Secret};
 
 /// The tag every resource mlplat creates carries; `destroy` removes only what has it.
@@ -96,31 +96,6 @@ fn base_tags(
     tags
 }
 
-/// The RDS config, when the platform keeps its databases on RDS.
-pub fn rds_config(loaded: &Loaded) -> Option<&RdsConfig> {
-    let pg = &loaded.platform.backends.postgres;
-    pg.rds.as_ref().filter(|_| pg.mode == PostgresMode::Rds)
-}
-
-/// The S3 config, when MLflow's artifacts go to S3 and MLflow is on.
-pub fn s3_config(loaded: &Loaded) -> Option<&S3Config> {
-    let a = &loaded.platform.backends.artifacts;
-    a.s3.as_ref()
-        .filter(|_| a.mode == ArtifactsMode::S3 && loaded.platform.enabled(Tool::Mlflow))
-}
-
-/// The identifier of the instance that keeps `tool`'s data.
-pub fn instance_for(loaded: &Loaded, rds: &RdsConfig, tool: &str) -> String {
-    let prefix = rds
-        .identifier
-        .clone()
-        .unwrap_or_else(|| loaded.platform.platform.clone());
-    match rds.layout {
-        RdsLayout::Shared => prefix,
-        RdsLayout::PerTool => format!("{prefix}-{tool}"),
-    }
-}
-
 /// The master password of an instance, as the config decides: given (`fromEnv`/`fromFile`),
 /// derived (an RDS-safe password), or `None` when RDS manages it.
 pub fn master_password(
@@ -140,33 +115,6 @@ pub fn master_password(
     Some(given.cloned().unwrap_or_else(|| {
         deriver.derive(&format!("rds/{identifier}/master"), Policy::RdsPassword)
     }))
-}
-
-/// The names of the AWS resources the platform asks for (`RDS instance mlops-airflow`, …),
-/// found without deriving anything: what must differ between two environments.
-pub fn resource_names(loaded: &Loaded) -> Vec<String> {
-    let p = &loaded.platform;
-    let mut names = Vec::new();
-    let tools = postgres_tools(p);
-    if let Some(rds) = rds_config(loaded).filter(|_| !tools.is_empty()) {
-        let prefix = rds.identifier.clone().unwrap_or_else(|| p.platform.clone());
-        names.push(format!("DB subnet group {prefix}-db"));
-        if rds.security_group_ids.is_empty() {
-            names.push(format!("security group {prefix}-db"));
-        }
-        match rds.layout {
-            RdsLayout::Shared => names.push(format!("RDS instance {prefix}")),
-            RdsLayout::PerTool => names.extend(
-                tools
-                    .iter()
-                    .map(|(tool, ..)| format!("RDS instance {}", instance_for(loaded, rds, tool))),
-            ),
-        }
-    }
-    if let Some(s3) = s3_config(loaded) {
-        names.push(format!("S3 bucket {}", s3.bucket));
-    }
-    names
 }
 
 impl Desired {

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{DbAccess, ReconcileJob, password_env, reconcile_job};
-use crate::backends::aws::{instance_for, master_password, rds_config};
+use crate::backends::aws::master_password;
+use crate::config::aws::{instance_for, rds_config};
 use crate::config::{DatabaseConfig, Loaded, RdsLayout};
 use crate::render::component::Component;
 use crate::render::component::Labels;

@@ -2,12 +2,13 @@
 //! tool or one shared) and `backends.artifacts.s3` (MLflow's artifact bucket), and the rules AWS
 //! enforces but an emulator does not, checked at load time so that no call is made with them.
 
-use super::Tool;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{ArtifactsMode, Ctx, Diagnostic, Inputs, PlatformConfig, PostgresMode, ValueSource};
+use super::{
+    ArtifactsMode, Ctx, Diagnostic, Inputs, Loaded, PlatformConfig, PostgresMode, Tool, ValueSource,
+};
 
 /// RDS PostgreSQL. Every key of the seed's module has its place here.
 #[derive(Debug, Clone, Deserialize)]
@@ -460,6 +461,60 @@ pub(super) fn password_checks(
         }
     }
     out
+}
+
+// --- what the config names in AWS -------------------------------------------------------
+
+/// The RDS config, when the platform keeps its databases on RDS.
+pub fn rds_config(loaded: &Loaded) -> Option<&RdsConfig> {
+    let pg = &loaded.platform.backends.postgres;
+    pg.rds.as_ref().filter(|_| pg.mode == PostgresMode::Rds)
+}
+
+/// The S3 config, when MLflow's artifacts go to S3 and MLflow is on.
+pub fn s3_config(loaded: &Loaded) -> Option<&S3Config> {
+    let a = &loaded.platform.backends.artifacts;
+    a.s3.as_ref()
+        .filter(|_| a.mode == ArtifactsMode::S3 && loaded.platform.enabled(Tool::Mlflow))
+}
+
+/// The identifier of the instance that keeps `tool`'s data.
+pub fn instance_for(loaded: &Loaded, rds: &RdsConfig, tool: &str) -> String {
+    let prefix = rds
+        .identifier
+        .clone()
+        .unwrap_or_else(|| loaded.platform.platform.clone());
+    match rds.layout {
+        RdsLayout::Shared => prefix,
+        RdsLayout::PerTool => format!("{prefix}-{tool}"),
+    }
+}
+
+/// The names of the AWS resources the platform asks for (`RDS instance mlops-airflow`, …),
+/// found without deriving anything: what must differ between two environments.
+pub fn resource_names(loaded: &Loaded) -> Vec<String> {
+    let p = &loaded.platform;
+    let mut names = Vec::new();
+    let tools = postgres_tools(p);
+    if let Some(rds) = rds_config(loaded).filter(|_| !tools.is_empty()) {
+        let prefix = rds.identifier.clone().unwrap_or_else(|| p.platform.clone());
+        names.push(format!("DB subnet group {prefix}-db"));
+        if rds.security_group_ids.is_empty() {
+            names.push(format!("security group {prefix}-db"));
+        }
+        match rds.layout {
+            RdsLayout::Shared => names.push(format!("RDS instance {prefix}")),
+            RdsLayout::PerTool => names.extend(
+                tools
+                    .iter()
+                    .map(|(tool, ..)| format!("RDS instance {}", instance_for(loaded, rds, tool))),
+            ),
+        }
+    }
+    if let Some(s3) = s3_config(loaded) {
+        names.push(format!("S3 bucket {}", s3.bucket));
+    }
+    names
 }
 
 #[cfg(test)]

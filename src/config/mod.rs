@@ -675,7 +675,7 @@ pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
     // name, so one environment would change, and destroy delete, what the other uses.
     let mut owners: BTreeMap<String, &str> = BTreeMap::new();
     for (env, loaded) in &out {
-        for name in crate::backends::aws::resource_names(loaded) {
+        for name in aws::resource_names(loaded) {
             if let Some(other) = owners.insert(name.clone(), env) {
                 let d = Diagnostic::new(
                     path,
