@@ -180,7 +180,7 @@ fn io_fail(what: &Path, e: std::io::Error) -> ! {
 }
 
 fn load_and_render(path: &Path) -> output::Tree {
-    let envs = config::load_all(path).unwrap_or_else(|e| fail(&format!("{e}")));
+    let envs = config::load(path, config::Selection::All).unwrap_or_else(|e| fail(&format!("{e}")));
     render::render_environments(&envs).unwrap_or_else(|e| fail(&format!("{e}")))
 }
 

@@ -36,7 +36,7 @@ impl Rng {
 /// The values `examples/local.yaml` hands `chart`, and the chart's facts from its archive.
 fn example(chart: &str) -> (Value, ChartFacts, PathBuf) {
     let root = support::repo_root();
-    let loaded = mlplat::config::load(&root.join("examples/local.yaml")).expect("load");
+    let loaded = mlplat::config::load_one(&root.join("examples/local.yaml")).expect("load");
     let release = mlplat::render::charts(&loaded)
         .expect("charts")
         .into_iter()

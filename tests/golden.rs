@@ -72,7 +72,7 @@ fn rendering_twice_in_one_process_gives_the_same_bytes() {
 #[test]
 fn a_different_key_changes_every_generated_secret_and_nothing_else() {
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/local.yaml");
-    let mut loaded = mlplat::config::load(&config).expect("load");
+    let mut loaded = mlplat::config::load_one(&config).expect("load");
     let a = mlplat::render::render(&loaded).expect("render");
     loaded.key =
         mlplat::secrets::Secret::new("another-key-another-key-another-key-0123".to_owned());

@@ -313,7 +313,7 @@ fn every_example_and_golden_case_inflates_through_the_published_charts() {
 /// The official chart's values of `examples/local.yaml`, as its HelmRelease passes them.
 fn local_release(chart: &str) -> (mlplat::config::Loaded, Vec<Value>, Release) {
     let root = support::repo_root();
-    let loaded = mlplat::config::load(&root.join("examples/local.yaml")).expect("load");
+    let loaded = mlplat::config::load_one(&root.join("examples/local.yaml")).expect("load");
     let tree = support::kustomize_build(&root.join("out"));
     let secret = rendered_secret(&loaded);
     let release = published::releases(&tree, &secret)
@@ -517,7 +517,7 @@ fn delivery_rendered_inflates_the_published_charts_and_runs_helm_only_when_input
     if let Err(e) = support::validate_all(&tree) {
         panic!("{e}");
     }
-    let loaded = mlplat::config::load(&r.path("platform.yaml")).expect("load");
+    let loaded = mlplat::config::load_one(&r.path("platform.yaml")).expect("load");
     for (chart, tool) in [("airflow", "airflow"), ("jupyterhub", "jupyterhub")] {
         let ns = loaded.namespace_of(tool);
         let problems = expectations(&loaded, chart, &objects_in(&tree, &ns), &tree);
@@ -553,7 +553,7 @@ fn delivery_rendered_inflates_the_published_charts_and_runs_helm_only_when_input
         "{calls:?}"
     );
     let tree = support::kustomize_build(&r.path("out"));
-    let loaded = mlplat::config::load(&r.path("platform.yaml")).expect("load");
+    let loaded = mlplat::config::load_one(&r.path("platform.yaml")).expect("load");
     let ns = loaded.namespace_of("airflow");
     let problems = expectations(&loaded, "airflow", &objects_in(&tree, &ns), &tree);
     assert!(problems.is_empty(), "{problems:?}");

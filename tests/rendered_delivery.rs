@@ -158,7 +158,7 @@ fn chart_secrets_stay_in_private_files_and_the_values_file_is_removed() {
     fx.ok(&["charts", "pull"]);
     fx.ok(&["render"]);
     // The secret values mlplat hands JupyterHub's chart (its proxy token, cookie secret, …).
-    let loaded = mlplat::config::load(&fx.path("platform.yaml")).expect("load");
+    let loaded = mlplat::config::load_one(&fx.path("platform.yaml")).expect("load");
     let charts = mlplat::render::charts(&loaded).expect("charts");
     let (_, hub) = charts
         .iter()

@@ -159,7 +159,7 @@ impl Workspace {
     }
 
     fn loaded(&self) -> mlplat::config::Loaded {
-        mlplat::config::load(&self.config).expect("load")
+        mlplat::config::load_one(&self.config).expect("load")
     }
 
     /// A fresh directory for one pod's volumes.

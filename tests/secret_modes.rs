@@ -19,7 +19,7 @@ fn root() -> PathBuf {
 }
 
 fn load(config: &Path) -> mlplat::config::Loaded {
-    mlplat::config::load(config).unwrap_or_else(|e| panic!("{}: {e}", config.display()))
+    mlplat::config::load_one(config).unwrap_or_else(|e| panic!("{}: {e}", config.display()))
 }
 
 fn render(loaded: &mlplat::config::Loaded) -> Rendered {

@@ -17,7 +17,7 @@ pub fn run(cmd: &ChartsCommand) -> anyhow::Result<Outcome> {
 }
 
 fn pull(args: &ChartsPullArgs) -> anyhow::Result<Outcome> {
-    let platforms = config::load_targets(&args.config, None)?;
+    let platforms = config::load(&args.config, config::Selection::All)?;
     let mut wanted = Vec::new();
     for loaded in &platforms {
         wanted.push(render::charts(loaded).map_err(super::render_error)?);

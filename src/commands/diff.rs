@@ -9,25 +9,20 @@ use anyhow::Context;
 
 use super::Outcome;
 use crate::cli::DiffArgs;
+use crate::config::Selection;
 use crate::diff::{Side, diff};
 use crate::output::Tree;
 use crate::{config, render};
 
 pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let (report, dir) = match &args.env {
-        Some(env) => {
-            let loaded = config::load_env(&args.config, env)?;
-            (render_one(&loaded)?, args.out.join(env))
+    let platforms = config::load(&args.config, Selection::from_env(args.env.as_deref()))?;
+    let (report, dir) = match (&args.env, platforms.as_slice()) {
+        (Some(env), [loaded]) => (render_one(loaded)?, args.out.join(env)),
+        (None, [loaded]) if loaded.environment.is_none() => (render_one(loaded)?, args.out.clone()),
+        (_, envs) => {
+            let report = render::render_environments_report(envs).map_err(super::render_error)?;
+            (report, args.out.clone())
         }
-        None => match config::load_platforms(&args.config)? {
-            config::Platforms::One(loaded) => (render_one(&loaded)?, args.out.clone()),
-            config::Platforms::Environments => {
-                let envs = config::load_all(&args.config)?;
-                let report =
-                    render::render_environments_report(&envs).map_err(super::render_error)?;
-                (report, args.out.clone())
-            }
-        },
     };
     let tree = &report.tree;
     let reading = crate::output::OutLock::shared(&args.out, super::render::waiting)?;

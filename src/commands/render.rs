@@ -5,14 +5,17 @@ use std::path::{Path, PathBuf};
 
 use super::Outcome;
 use crate::cli::RenderArgs;
-use crate::config::{Loaded, Platforms, Tool};
+use crate::config::{Loaded, Selection, Tool};
 use crate::output::{OutLock, Tree};
 use crate::{config, output, render};
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
-    match &args.env {
-        Some(env) => {
-            let loaded = config::load_env(&args.config, env)?;
+    let mut platforms = config::load(&args.config, Selection::from_env(args.env.as_deref()))?;
+    match (
+        &args.env,
+        platforms.first().map(|l| l.environment.is_some()),
+    ) {
+        (Some(env), _) => {
             let target = Target {
                 dir: args.out.join(env),
                 rerun: format!(
@@ -22,12 +25,10 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<Outcome> {
                 ),
                 what: format!("{} (environment {env})", args.config.display()),
             };
-            run_one(args, &loaded, &target)
+            run_one(args, &platforms.remove(0), &target)
         }
-        None => match config::load_platforms(&args.config)? {
-            Platforms::One(loaded) => run_one(args, &loaded, &Target::whole(args)),
-            Platforms::Environments => run_all(args),
-        },
+        (None, Some(true)) => run_all(args, &platforms),
+        (None, _) => run_one(args, &platforms.remove(0), &Target::whole(args)),
     }
 }
 
@@ -89,15 +90,18 @@ fn run_one(args: &RenderArgs, loaded: &Loaded, target: &Target) -> anyhow::Resul
 }
 
 /// Every environment, each into `out/<env>/`, written (or checked) as one tree.
-fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
-    let envs = config::load_all(&args.config)?;
-    let report = render::render_environments_report(&envs).map_err(super::render_error)?;
+fn run_all(args: &RenderArgs, envs: &[Loaded]) -> anyhow::Result<Outcome> {
+    let report = render::render_environments_report(envs).map_err(super::render_error)?;
+    let names: Vec<&str> = envs
+        .iter()
+        .map(|l| l.environment.as_deref().unwrap_or_default())
+        .collect();
     let tree = &report.tree;
     let target = Target::whole(args);
     if args.check {
-        let indexes: Vec<(String, PathBuf)> = envs
+        let indexes: Vec<(String, PathBuf)> = names
             .iter()
-            .map(|(env, _)| (format!("{env}/"), args.out.join(env)))
+            .map(|env| (format!("{env}/"), args.out.join(env)))
             .collect();
         let outcome = {
             let _reading = OutLock::shared(&args.out, waiting)?;
@@ -109,12 +113,11 @@ fn run_all(args: &RenderArgs) -> anyhow::Result<Outcome> {
     let lock = OutLock::exclusive(&args.out, waiting)?;
     let written = output::write_locked(tree, &args.out, &lock)?;
     drop(lock);
-    let names: Vec<&str> = envs.iter().map(|(env, _)| env.as_str()).collect();
     report_written(&written, &args.out, tree.files.len(), &names);
-    for (env, loaded) in &envs {
+    for (env, loaded) in names.iter().zip(envs) {
         warn_if_no_tool(loaded, &args.out.join(env));
     }
-    let loaded: Vec<&Loaded> = envs.iter().map(|(_, l)| l).collect();
+    let loaded: Vec<&Loaded> = envs.iter().collect();
     warn_if_tracked(&loaded, &args.out);
     super::note_unchecked(&args.config, &report);
     Ok(Outcome::Clean)

@@ -29,7 +29,10 @@ pub enum RotateError {
 }
 
 pub fn run(args: &RotateArgs) -> anyhow::Result<Outcome> {
-    let targets = config::load_targets(&args.config, args.env.as_deref())?;
+    let targets = config::load(
+        &args.config,
+        config::Selection::from_env(args.env.as_deref()),
+    )?;
     let several = environments::several(&targets, args.env.as_deref());
     let mut rendered = Vec::new();
     for loaded in targets {

@@ -555,47 +555,58 @@ pub enum ConfigError {
     Lock(#[from] crate::lock::LockError),
 }
 
-/// Reads, validates and resolves a config file, as it is (its environments not applied).
-pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let mut loaded = validate(layers::read_layers(path, None)?)?;
-    loaded.lock = crate::lock::Lock::load(path)?;
-    Ok(loaded)
+/// Which platforms of a config file [`load`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection<'a> {
+    /// The file as it is, its environments not applied, with the lock file beside it.
+    Plain,
+    /// One environment: the base merged with its overlay, with the environment's lock file.
+    Environment(&'a str),
+    /// What a command acts on without `--env`: each environment of a config that declares
+    /// some, in name order; otherwise the config itself.
+    All,
 }
 
-/// [`load`] of a config tree already read (its environment, if any, merged in).
+impl<'a> Selection<'a> {
+    /// `--env NAME`, or every platform without it.
+    pub fn from_env(env: Option<&'a str>) -> Self {
+        env.map_or(Selection::All, Selection::Environment)
+    }
+}
+
+/// Reads, validates and resolves the platforms `selection` names, each with its lock file
+/// (read once). Diagnostics point into the file that set each value; with [`Selection::All`],
+/// every problem of every environment is reported (a problem of the base once).
+pub fn load(path: &Path, selection: Selection<'_>) -> Result<Vec<Loaded>, ConfigError> {
+    match selection {
+        Selection::Plain => load_layered(layers::read_layers(path, None)?).map(|l| vec![l]),
+        Selection::Environment(env) => {
+            let mut loaded = validate(layers::read_layers(path, Some(env))?)?;
+            loaded.lock = env_lock(path, env)?;
+            Ok(vec![loaded])
+        }
+        Selection::All => {
+            let layered = layers::read_layers(path, None)?;
+            if layers::declares_environments(path, &layered)? {
+                load_environments(path)
+            } else {
+                load_layered(layered).map(|l| vec![l])
+            }
+        }
+    }
+}
+
+/// [`load`] of the file as it is ([`Selection::Plain`]): its one platform.
+pub fn load_one(path: &Path) -> Result<Loaded, ConfigError> {
+    let mut all = load(path, Selection::Plain)?;
+    Ok(all.remove(0))
+}
+
+/// [`Selection::Plain`] of a config tree already read (`mlplat explain`'s).
 pub fn load_layered(layered: Layered) -> Result<Loaded, ConfigError> {
     let path = layered.sources.base().path.clone();
     let mut loaded = validate(layered)?;
     loaded.lock = crate::lock::Lock::load(&path)?;
-    Ok(loaded)
-}
-
-/// A config as `render` and `diff` take it without `--env`.
-#[derive(Debug)]
-pub enum Platforms {
-    /// No environments: the config itself, loaded.
-    One(Box<Loaded>),
-    /// It declares environments: load them with [`load_all`].
-    Environments,
-}
-
-/// [`load`] for a config that may declare environments, reading the file once either way.
-pub fn load_platforms(path: &Path) -> Result<Platforms, ConfigError> {
-    let layered = layers::read_layers(path, None)?;
-    if layers::declares_environments(path, &layered)? {
-        return Ok(Platforms::Environments);
-    }
-    let mut loaded = validate(layered)?;
-    loaded.lock = crate::lock::Lock::load(path)?;
-    Ok(Platforms::One(Box::new(loaded)))
-}
-
-/// Reads the config at `path` merged with the overlay of `environment`, then validates and
-/// resolves the result like [`load`]; diagnostics point into the file that set each value.
-/// The environment's own lock file is read ([`crate::lock::path_for_env`]).
-pub fn load_env(path: &Path, environment: &str) -> Result<Loaded, ConfigError> {
-    let mut loaded = validate(layers::read_layers(path, Some(environment))?)?;
-    loaded.lock = env_lock(path, environment)?;
     Ok(loaded)
 }
 
@@ -618,27 +629,16 @@ fn env_lock(path: &Path, environment: &str) -> Result<crate::lock::Lock, ConfigE
     ))?)
 }
 
-/// The platforms a command acts on: a config without environments, itself (`env` must then be
-/// `None`); a config with environments, the one `env` names, else every one, in name order.
-pub fn load_targets(path: &Path, env: Option<&str>) -> Result<Vec<Loaded>, ConfigError> {
-    if let Some(env) = env {
-        return Ok(vec![load_env(path, env)?]);
-    }
-    match load_platforms(path)? {
-        Platforms::One(loaded) => Ok(vec![*loaded]),
-        Platforms::Environments => Ok(load_all(path)?.into_iter().map(|(_, l)| l).collect()),
-    }
-}
-
-/// Every environment the config declares, loaded, by name. Every problem of every environment
-/// is reported (a problem of the base once), and two environments may not share a platform name.
-pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
-    let mut out = Vec::new();
+/// Every environment the config declares, loaded, in name order. Every problem of every
+/// environment is reported (a problem of the base once); two environments may not share a
+/// platform name, nor an AWS resource.
+fn load_environments(path: &Path) -> Result<Vec<Loaded>, ConfigError> {
+    let mut out: Vec<(String, Option<Loaded>)> = Vec::new();
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for env in environment_names(path)? {
-        match load_env(path, &env) {
-            Ok(loaded) => out.push((env, loaded)),
+        match load(path, Selection::Environment(&env)) {
+            Ok(loaded) => out.push((env, loaded.into_iter().next())),
             Err(ConfigError::Invalid(d)) => {
                 // A problem of the base is found in every environment: reported once.
                 for d in d.0 {
@@ -653,6 +653,10 @@ pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(Diagnostics(problems)));
     }
+    let out: Vec<(String, Loaded)> = out
+        .into_iter()
+        .filter_map(|(env, loaded)| Some((env, loaded?)))
+        .collect();
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for (env, loaded) in &out {
         if let Some(other) = seen.insert(&loaded.platform.platform, env) {
@@ -689,7 +693,7 @@ pub fn load_all(path: &Path) -> Result<Vec<(String, Loaded)>, ConfigError> {
             }
         }
     }
-    Ok(out)
+    Ok(out.into_iter().map(|(_, loaded)| loaded).collect())
 }
 
 /// Validates a config given as text; `path` is used for messages and relative paths.

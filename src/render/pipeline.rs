@@ -40,25 +40,24 @@ pub fn render_report(loaded: &Loaded) -> Result<Report, RenderError> {
     Ok(Report { tree, unchecked })
 }
 
-/// Renders every environment of a config into `<name>/`, each a whole output with its own
-/// index, under one marker: what `out/` holds for a config with environments.
-pub fn render_environments(envs: &[(String, Loaded)]) -> Result<Tree, RenderError> {
+/// Renders every environment of a config (as [`crate::config::load`] gives them) into
+/// `<name>/`, each a whole output with its own index, under one marker: what `out/` holds for a
+/// config with environments.
+pub fn render_environments(envs: &[Loaded]) -> Result<Tree, RenderError> {
     render_environments_report(envs).map(|r| r.tree)
 }
 
 /// [`render_environments`], with what it could not check. The Helm calls of every environment
 /// (`delivery: rendered`) run at once.
-pub fn render_environments_report(envs: &[(String, Loaded)]) -> Result<Report, RenderError> {
-    let prepared = envs
-        .iter()
-        .map(|(_, loaded)| prepare(loaded))
-        .collect::<Result<Vec<_>, _>>()?;
+pub fn render_environments_report(envs: &[Loaded]) -> Result<Report, RenderError> {
+    let prepared = envs.iter().map(prepare).collect::<Result<Vec<_>, _>>()?;
     let jobs: Vec<_> = prepared.iter().flat_map(|p| p.jobs.clone()).collect();
     let mut manifests = crate::charts::inflate::run_all(&jobs)?.into_iter();
     let mut tree = Tree::new();
     let mut unchecked = Vec::new();
     let mut derived = Vec::new();
-    for ((name, loaded), p) in envs.iter().zip(prepared) {
+    for (loaded, p) in envs.iter().zip(prepared) {
+        let name = loaded.environment.as_deref().unwrap_or_default();
         unchecked.extend(p.unchecked.iter().cloned());
         let mine: Vec<_> = manifests.by_ref().take(p.jobs.len()).collect();
         let (env_tree, _, env_derived) = finish(loaded, p, mine)?;
@@ -67,7 +66,7 @@ pub fn render_environments_report(envs: &[(String, Loaded)]) -> Result<Report, R
         }
         derived.push(env_derived);
     }
-    if let Some((_, first)) = envs.first() {
+    if let Some(first) = envs.first() {
         let all: Vec<_> = derived.iter().collect();
         check_lock_names(first, &all)?;
     }

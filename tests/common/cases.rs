@@ -47,10 +47,11 @@ pub fn render(config: &Path) -> Result<mlplat::output::Tree, String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", config.display());
     let environments = mlplat::config::environment_names(config).map_err(|e| fail(&e))?;
     if environments.is_empty() {
-        let loaded = mlplat::config::load(config).map_err(|e| fail(&e))?;
+        let loaded = mlplat::config::load_one(config).map_err(|e| fail(&e))?;
         return mlplat::render::render(&loaded).map_err(|e| fail(&e));
     }
-    let envs = mlplat::config::load_all(config).map_err(|e| fail(&e))?;
+    let envs =
+        mlplat::config::load(config, mlplat::config::Selection::All).map_err(|e| fail(&e))?;
     mlplat::render::render_environments(&envs).map_err(|e| fail(&e))
 }
 
@@ -61,11 +62,14 @@ pub fn platforms() -> Vec<(mlplat::config::Loaded, PathBuf)> {
     for (config, expected) in golden_cases() {
         let environments = mlplat::config::environment_names(&config).expect("environments");
         if environments.is_empty() {
-            out.push((mlplat::config::load(&config).expect("load"), expected));
+            out.push((mlplat::config::load_one(&config).expect("load"), expected));
             continue;
         }
         for env in environments {
-            let loaded = mlplat::config::load_env(&config, &env).expect("load environment");
+            let loaded =
+                mlplat::config::load(&config, mlplat::config::Selection::Environment(&env))
+                    .expect("load environment")
+                    .remove(0);
             out.push((loaded, expected.join(env)));
         }
     }

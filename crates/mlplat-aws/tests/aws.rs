@@ -211,7 +211,7 @@ tools:
 
     /// Every master password this config sends to RDS.
     fn master_passwords(&self) -> Vec<String> {
-        let loaded = mlplat::config::load(&self.path("platform.yaml")).expect("load");
+        let loaded = mlplat::config::load_one(&self.path("platform.yaml")).expect("load");
         mlplat::backends::aws::Desired::from_config(&loaded)
             .instances
             .iter()

@@ -72,7 +72,7 @@ fn count(done: &[(String, Change)], change: Change) -> usize {
 #[test]
 fn provision_stores_once_keeps_then_rotation_changes_exactly_one() {
     let config = common::workspace_root().join("examples/external-secrets.yaml");
-    let mut loaded = mlplat::config::load(&config).expect("load");
+    let mut loaded = mlplat::config::load_one(&config).expect("load");
     // Names of this test's own, on a moto other tests share.
     let platform = format!("smtest{}", std::process::id());
     loaded.platform.platform = platform.clone();
@@ -204,7 +204,7 @@ fn the_provision_command_stores_the_secrets_and_rotate_changes_one() {
     assert!(updated[0].contains("airflow-keys"), "{third}");
 
     // Nothing printed holds a value: every stored value is checked against the output.
-    let loaded = mlplat::config::load(&dir.path().join("platform.yaml")).expect("load");
+    let loaded = mlplat::config::load_one(&dir.path().join("platform.yaml")).expect("load");
     let rendered = mlplat::render::render_full(&loaded).expect("render");
     for o in &rendered.secrets {
         // A user name is not a secret (the hub's MLflow account is `jupyterhub`).

@@ -14,7 +14,7 @@ pub fn load(
     verb: &str,
 ) -> anyhow::Result<Vec<(Loaded, Desired)>> {
     let mut out = Vec::new();
-    for loaded in config::load_targets(path, env)? {
+    for loaded in config::load(path, config::Selection::from_env(env))? {
         let desired = Desired::from_config(&loaded);
         if desired.is_empty() {
             say_skipped(&loaded, verb);

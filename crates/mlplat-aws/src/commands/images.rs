@@ -20,7 +20,7 @@ pub fn run(cmd: &ImagesCommand) -> anyhow::Result<Outcome> {
 fn pin(args: &ImagesPinArgs) -> anyhow::Result<Outcome> {
     // Every platform: the config itself, or each of its environments, each with its own lock
     // file. An image two environments use is read from the registry once.
-    let platforms = config::load_targets(&args.config, None)?;
+    let platforms = config::load(&args.config, config::Selection::All)?;
     let mut read: BTreeMap<String, String> = BTreeMap::new();
     for loaded in &platforms {
         let mut wanted: BTreeSet<String> =

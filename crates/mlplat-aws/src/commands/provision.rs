@@ -29,7 +29,10 @@ struct Work {
 }
 
 pub fn run(args: &ProvisionArgs) -> anyhow::Result<Outcome> {
-    let targets = mlplat::config::load_targets(&args.config, args.env.as_deref())?;
+    let targets = mlplat::config::load(
+        &args.config,
+        mlplat::config::Selection::from_env(args.env.as_deref()),
+    )?;
     let several = environments::several(&targets, args.env.as_deref());
     let mut work = Vec::new();
     for loaded in targets {
