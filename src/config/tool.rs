@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::{HubDbKind, PlatformConfig, PostgresMode, defaults};
+
 /// One of the three tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tool {
@@ -57,4 +59,60 @@ pub struct Namespace {
     pub name: String,
     /// The config key that sets it.
     pub pointer: &'static str,
+}
+
+/// The namespace of each enabled component: resolved once per load ([`super::Loaded::namespaces`]).
+pub fn namespaces(p: &PlatformConfig) -> Vec<Namespace> {
+    let ns =
+        |explicit: Option<&String>, component: &'static str, pointer: &'static str| Namespace {
+            component,
+            name: explicit
+                .cloned()
+                .unwrap_or_else(|| defaults::namespace(&p.platform, component)),
+            pointer,
+        };
+    let mut out = Vec::new();
+    if matches!(
+        p.backends.postgres.mode,
+        PostgresMode::InCluster | PostgresMode::Rds
+    ) && uses_postgres(p)
+    {
+        out.push(ns(
+            p.backends.postgres.in_cluster.namespace.as_ref(),
+            "postgres",
+            "/backends/postgres/inCluster/namespace",
+        ));
+    }
+    if let Some(a) = p.airflow() {
+        out.push(ns(
+            a.namespace.as_ref(),
+            "airflow",
+            "/tools/airflow/namespace",
+        ));
+    }
+    if let Some(m) = p.mlflow() {
+        out.push(ns(
+            m.namespace.as_ref(),
+            "mlflow",
+            "/tools/mlflow/namespace",
+        ));
+    }
+    if let Some(j) = p.jupyterhub() {
+        out.push(ns(
+            j.namespace.as_ref(),
+            "jupyterhub",
+            "/tools/jupyterhub/namespace",
+        ));
+    }
+    out
+}
+
+/// Whether any enabled tool keeps its data in Postgres.
+pub fn uses_postgres(p: &PlatformConfig) -> bool {
+    p.enabled(Tool::Airflow)
+        || p.enabled(Tool::Mlflow)
+        || p.tools
+            .jupyterhub
+            .as_ref()
+            .is_some_and(|j| p.enabled(Tool::Jupyterhub) && j.database.kind == HubDbKind::Postgres)
 }
