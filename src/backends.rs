@@ -8,7 +8,7 @@ mod rds;
 
 use serde_json::{Value, json};
 
-use crate::config::{DatabaseConfig, Loaded, PostgresMode};
+use crate::config::{DatabaseConfig, Loaded, PostgresMode, Tool};
 use crate::encode::uri_encode;
 use crate::render::component::Component;
 use crate::render::component::Labels;
@@ -73,6 +73,22 @@ pub struct Backends {
     rds: Option<rds::RdsBackend>,
 }
 
+/// What a tool asks of the database backend: its `database` block, and the databases besides
+/// its own it needs (MLflow's auth database).
+#[derive(Debug, Clone, Copy)]
+pub struct DbRequest<'a> {
+    pub tool: Tool,
+    pub cfg: &'a DatabaseConfig,
+    pub extra_databases: &'a [String],
+}
+
+impl DbRequest<'_> {
+    /// Where the config sets the tool's database block.
+    pub fn pointer(&self) -> String {
+        format!("/tools/{}/database", self.tool)
+    }
+}
+
 impl Backends {
     pub fn resolve(loaded: &Loaded) -> Self {
         let pg = &loaded.platform.backends.postgres;
@@ -105,23 +121,26 @@ impl Backends {
         }
     }
 
-    /// The database of `tool`: name and user default to the tool's name; the password is the
-    /// one the config gives (`pointer` is where) or is derived from the user name.
+    /// The database of a tool: name and user default to the tool's name; the password is the
+    /// one the config gives or is derived from the user name.
     pub fn database(
         &mut self,
-        tool: &str,
-        cfg: &DatabaseConfig,
-        pointer: &str,
+        req: &DbRequest<'_>,
         loaded: &Loaded,
         deriver: &Deriver,
-        extra_databases: &[String],
     ) -> DbAccess {
+        let DbRequest {
+            tool,
+            cfg,
+            extra_databases,
+        } = *req;
+        let pointer = req.pointer();
         if let Some(rds) = &mut self.rds {
-            if let Some(access) = rds.database(tool, cfg, pointer, loaded, deriver, extra_databases)
-            {
+            if let Some(access) = rds.database(req, loaded, deriver) {
                 return access;
             }
         }
+        let tool = tool.name();
         let user = cfg.user.clone().unwrap_or_else(|| tool.to_owned());
         let password = loaded
             .inputs

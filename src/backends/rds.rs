@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{DbAccess, ReconcileJob, password_env, reconcile_job};
+use super::{DbAccess, DbRequest, ReconcileJob, password_env, reconcile_job};
 use crate::backends::aws::master_password;
 use crate::config::aws::{instance_for, rds_config};
-use crate::config::{DatabaseConfig, Loaded, RdsLayout};
+use crate::config::{Loaded, RdsLayout};
 use crate::render::component::Component;
 use crate::render::component::Labels;
 use crate::render::component::render_to;
@@ -67,13 +67,13 @@ impl RdsBackend {
     /// the instance: [`RdsBackend::render`] then stops the render with what to do.
     pub fn database(
         &mut self,
-        tool: &str,
-        cfg: &DatabaseConfig,
-        pointer: &str,
+        req: &DbRequest<'_>,
         loaded: &Loaded,
         deriver: &Deriver,
-        extra_databases: &[String],
     ) -> Option<DbAccess> {
+        let (tool, cfg, extra_databases) = (req.tool.name(), req.cfg, req.extra_databases);
+        let pointer = req.pointer();
+        let pointer = pointer.as_str();
         let rds = rds_config(loaded)?;
         let instance = instance_for(loaded, rds, tool);
         let (host, port) = loaded

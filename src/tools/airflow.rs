@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Links;
-use crate::backends::{Backends, DbAccess};
+use crate::backends::{Backends, DbAccess, DbRequest};
 use crate::charts::ChartRelease;
 use crate::charts::merge;
 use crate::charts::set;
@@ -54,12 +54,13 @@ pub fn build(
     let labels = Labels::new(platform, TOOL.name(), "pipelines");
     let mut component = Component::new(TOOL.name(), &namespace, &labels)?;
     let db = backends.database(
-        "airflow",
-        &cfg.database,
-        "/tools/airflow/database",
+        &DbRequest {
+            tool: TOOL,
+            cfg: &cfg.database,
+            extra_databases: &[],
+        },
         loaded,
         deriver,
-        &[],
     );
 
     let keys = Keys::derive(cfg.flavor, deriver);

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Links;
-use crate::backends::Backends;
+use crate::backends::{Backends, DbRequest};
 use crate::charts::ChartRelease;
 use crate::charts::merge;
 use crate::charts::set;
@@ -63,12 +63,13 @@ pub fn build(
                 password: cfg.database.password.clone(),
             };
             let db = backends.database(
-                "jupyterhub",
-                &db_cfg,
-                "/tools/jupyterhub/database",
+                &DbRequest {
+                    tool: TOOL,
+                    cfg: &db_cfg,
+                    extra_databases: &[],
+                },
                 loaded,
                 deriver,
-                &[],
             );
             // No password in the URL: libpq reads PGPASSWORD, which comes from a Secret.
             let url = format!(

@@ -8,8 +8,8 @@
 
 use serde_json::{Value, json};
 
-use crate::backends::Backends;
 use crate::backends::artifacts::ArtifactStore;
+use crate::backends::{Backends, DbRequest};
 use crate::config::{Loaded, MlflowConfig, Tool};
 use crate::encode::fingerprint;
 use crate::render::component::Component;
@@ -57,12 +57,13 @@ pub fn build(
         .unwrap_or_else(|| "mlflow".to_owned());
     let auth_db = format!("{db_name}_auth");
     let db = backends.database(
-        "mlflow",
-        &cfg.database,
-        "/tools/mlflow/database",
+        &DbRequest {
+            tool: TOOL,
+            cfg: &cfg.database,
+            extra_databases: std::slice::from_ref(&auth_db),
+        },
         loaded,
         deriver,
-        std::slice::from_ref(&auth_db),
     );
 
     let admin = cfg
