@@ -50,6 +50,26 @@ fn endpoint() -> &'static str {
     })
 }
 
+/// `mlplat ARGS` in `dir` against the moto server, with test credentials and nothing of the
+/// environment's AWS settings.
+fn against_moto(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(common::mlplat_bin());
+    cmd.current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
@@ -189,20 +209,7 @@ tools:
     }
 
     fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(common::mlplat_bin());
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_ENDPOINT_URL", endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+        let mut cmd = against_moto(self.dir.path(), args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -856,20 +863,7 @@ environments:
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(common::mlplat_bin());
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_ENDPOINT_URL", endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+        let mut cmd = against_moto(self.dir.path(), args);
         cmd.output().expect("run mlplat")
     }
 
@@ -889,23 +883,7 @@ environments:
 
     /// Every file of the workspace (configs, locks, out/) with its bytes.
     fn files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
-        fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
-            for entry in std::fs::read_dir(dir).expect("read dir") {
-                let path = entry.expect("entry").path();
-                if path.is_dir() {
-                    walk(root, &path, out);
-                } else {
-                    let rel = path.strip_prefix(root).expect("prefix");
-                    out.insert(
-                        rel.display().to_string(),
-                        std::fs::read(&path).expect("read"),
-                    );
-                }
-            }
-        }
-        let mut out = std::collections::BTreeMap::new();
-        walk(self.dir.path(), self.dir.path(), &mut out);
-        out
+        common::read_tree(self.dir.path())
     }
 }
 

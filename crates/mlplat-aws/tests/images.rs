@@ -141,22 +141,12 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every file of a tree, by relative path.
+/// Every file of a tree, by relative path, as text.
 fn tree(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).expect("prefix").display().to_string();
-                out.insert(rel, read(&p));
-            }
-        }
-    }
-    out
+    common::read_tree(dir)
+        .into_iter()
+        .map(|(rel, bytes)| (rel, String::from_utf8_lossy(&bytes).into_owned()))
+        .collect()
 }
 
 /// A directory with a key and a config pinning by digest MLflow's and PostgreSQL's `images`.
