@@ -76,6 +76,8 @@ fn provision_stores_once_keeps_then_rotation_changes_exactly_one() {
     // Names of this test's own, on a moto other tests share.
     let platform = format!("smtest{}", std::process::id());
     loaded.platform.platform = platform.clone();
+    // The namespaces follow from the name, as a load resolves them.
+    loaded.namespaces = mlplat::config::namespaces(&loaded.platform);
     let rendered = mlplat::render::render_full(&loaded).expect("render");
     let n = rendered.secrets.len();
     assert!(n >= 8, "{n} secrets");
