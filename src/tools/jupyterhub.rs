@@ -12,7 +12,7 @@ use crate::backends::{Backends, DbRequest};
 use crate::charts::ChartRelease;
 use crate::charts::merge;
 use crate::charts::set;
-use crate::config::{HubAuthKind, HubDbKind, JupyterhubConfig, Loaded, Tool};
+use crate::config::{HubAuthKind, HubDbKind, IngressConfig, JupyterhubConfig, Loaded, Tool};
 use crate::render::component::Component;
 use crate::render::component::Labels;
 use crate::render::error::RenderError;
@@ -55,6 +55,126 @@ pub fn build(
     let mut secrets: Vec<(&str, Value)> = Vec::new();
 
     set(v, &["proxy", "service", "type"], json!("ClusterIP"));
+    database_values(v, cfg, loaded, deriver, backends, &mut secrets);
+    auth_values(v, cfg, loaded, deriver, &mut secrets);
+    let dags_git = dags_credentials(loaded);
+
+    let su = &cfg.singleuser;
+    if let Some(image) = &su.image {
+        let (name, tag) = split_image(image);
+        set(
+            v,
+            &["singleuser", "image"],
+            json!({"name": name, "tag": tag}),
+        );
+    }
+    let mut storage = json!({"type": "dynamic", "capacity": su.storage.as_deref().unwrap_or(crate::config::defaults::text("/tools/jupyterhub/singleuser/storage"))});
+    // On AWS, an encrypted gp3 class of mlplat's own unless the config names one.
+    let ebs_class = (su.storage_class.is_none() && crate::config::aws::on_aws(&loaded.platform))
+        .then(|| format!("{platform}-gp3-encrypted"));
+    if let Some(class) = &ebs_class {
+        component.object(
+            "storageclass.yaml",
+            "jupyterhub/storageclass.yaml",
+            &json!({"name": class}),
+        )?;
+    }
+    if let Some(class) = su.storage_class.as_ref().or(ebs_class.as_ref()) {
+        set(&mut storage, &["dynamic", "storageClass"], json!(class));
+    }
+    set(v, &["singleuser", "storage"], storage);
+    if let Some(uri) = &links.mlflow_uri {
+        set(
+            v,
+            &["singleuser", "extraEnv", "MLFLOW_TRACKING_URI"],
+            json!(uri),
+        );
+        // The hub's MLflow service account, from the Secret in this namespace (never a value).
+        for env in super::mlflow::client_env() {
+            if let Some(name) = env["name"].as_str() {
+                set(
+                    v,
+                    &["singleuser", "extraEnv", name],
+                    json!({"valueFrom": env["valueFrom"]}),
+                );
+            }
+        }
+        secrets.push(super::mlflow::client_secret(deriver, TOOL.name()));
+    }
+    harden(v, links);
+    // No image with code-server is published: the profile needs one the user built.
+    if let (true, Some(image)) = (cfg.vscode.enabled != Some(false), &cfg.vscode.image) {
+        set(
+            v,
+            &["singleuser", "profileList"],
+            json!([
+                {"display_name": "JupyterLab", "description": "Python notebooks in JupyterLab.", "default": true},
+                {"display_name": "VS Code", "description": "VS Code (code-server) in the browser.",
+                 "kubespawner_override": {"image": image, "default_url": "/vscode/"}},
+            ]),
+        );
+    }
+    if let Some(ing) = &cfg.ingress {
+        set(v, &["ingress"], ingress_values(ing));
+    }
+    for file in loaded.values_files.get(TOOL.name()).into_iter().flatten() {
+        merge(v, &file.value);
+    }
+    // After the user's values: the clone follows the storage and image they end up with.
+    if let (true, Some((repo, branch))) = (
+        su.clone_dags.unwrap_or_else(|| {
+            crate::config::defaults::flag("/tools/jupyterhub/singleuser/cloneDags")
+        }),
+        &links.dags,
+    ) {
+        if let Some(init) = clone_init_container(v, &chart_version, repo, branch, dags_git.as_ref())
+        {
+            let mut list = v
+                .pointer("/singleuser/initContainers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            list.push(init);
+            set(v, &["singleuser", "initContainers"], Value::Array(list));
+            if let Some(data) = dags_git {
+                secrets.push((DAGS_GIT_SECRET, data));
+            }
+        }
+    }
+    // The hub reads these Secrets at start only: a change must roll it.
+    let read_by_hub: Vec<&(&str, Value)> = secrets
+        .iter()
+        .filter(|(name, _)| [DB_SECRET, OAUTH_SECRET, ADMIN_SECRET].contains(name))
+        .collect();
+    if !read_by_hub.is_empty() {
+        let bytes = serde_json::to_vec(&read_by_hub).unwrap_or_default();
+        set(
+            v,
+            &["hub", "annotations", "checksum/mlplat-secrets"],
+            json!(deriver.checksum(&bytes)),
+        );
+    }
+
+    chart.secret_values = secret_values(deriver);
+
+    if !secrets.is_empty() {
+        component.secrets(&secrets)?;
+    }
+    component.extra_file("values.yaml", crate::yaml::to_yaml_string(&chart.values));
+    component.chart = Some(chart);
+    Ok(component)
+}
+
+/// The hub's database: PostgreSQL on the backend (its password in a Secret the hub reads as
+/// `PGPASSWORD`), or SQLite on the hub's volume.
+fn database_values(
+    v: &mut Value,
+    cfg: &JupyterhubConfig,
+    loaded: &Loaded,
+    deriver: &Deriver,
+    backends: &mut Backends,
+    secrets: &mut Vec<(&str, Value)>,
+) {
     match cfg.database.kind {
         HubDbKind::Postgres => {
             let db_cfg = crate::config::DatabaseConfig {
@@ -94,7 +214,17 @@ pub fn build(
         }
         HubDbKind::SqlitePvc => set(v, &["hub", "db", "type"], json!("sqlite-pvc")),
     }
+}
 
+/// The authenticator, its admins and allowed users, GitHub's OAuth app, and the admins'
+/// passwords (native and dummy), mounted in the hub only.
+fn auth_values(
+    v: &mut Value,
+    cfg: &JupyterhubConfig,
+    loaded: &Loaded,
+    deriver: &Deriver,
+    secrets: &mut Vec<(&str, Value)>,
+) {
     let auth = &cfg.auth;
     let class = match auth.kind {
         HubAuthKind::Native => "native",
@@ -171,115 +301,27 @@ pub fn build(
             json!(ADMINS_PY),
         );
     }
-    let dags_git = dags_credentials(loaded);
+}
 
-    let su = &cfg.singleuser;
-    if let Some(image) = &su.image {
-        let (name, tag) = split_image(image);
+/// The chart's `ingress` block for the tool's host.
+fn ingress_values(ing: &IngressConfig) -> Value {
+    let mut ingress = json!({"enabled": true, "hosts": [ing.host]});
+    if let Some(class) = &ing.class_name {
+        set(&mut ingress, &["ingressClassName"], json!(class));
+    }
+    if let Some(tls) = &ing.tls_secret {
         set(
-            v,
-            &["singleuser", "image"],
-            json!({"name": name, "tag": tag}),
+            &mut ingress,
+            &["tls"],
+            json!([{"hosts": [ing.host], "secretName": tls}]),
         );
     }
-    let mut storage = json!({"type": "dynamic", "capacity": su.storage.as_deref().unwrap_or(crate::config::defaults::text("/tools/jupyterhub/singleuser/storage"))});
-    // On AWS, an encrypted gp3 class of mlplat's own unless the config names one.
-    let ebs_class = (su.storage_class.is_none() && crate::config::aws::on_aws(&loaded.platform))
-        .then(|| format!("{platform}-gp3-encrypted"));
-    if let Some(class) = &ebs_class {
-        component.object(
-            "storageclass.yaml",
-            "jupyterhub/storageclass.yaml",
-            &json!({"name": class}),
-        )?;
-    }
-    if let Some(class) = su.storage_class.as_ref().or(ebs_class.as_ref()) {
-        set(&mut storage, &["dynamic", "storageClass"], json!(class));
-    }
-    set(v, &["singleuser", "storage"], storage);
-    if let Some(uri) = &links.mlflow_uri {
-        set(
-            v,
-            &["singleuser", "extraEnv", "MLFLOW_TRACKING_URI"],
-            json!(uri),
-        );
-        // The hub's MLflow service account, from the Secret in this namespace (never a value).
-        for env in super::mlflow::client_env() {
-            if let Some(name) = env["name"].as_str() {
-                set(
-                    v,
-                    &["singleuser", "extraEnv", name],
-                    json!({"valueFrom": env["valueFrom"]}),
-                );
-            }
-        }
-        secrets.push(super::mlflow::client_secret(deriver, TOOL.name()));
-    }
-    harden(v, links);
-    // No image with code-server is published: the profile needs one the user built.
-    if let (true, Some(image)) = (cfg.vscode.enabled != Some(false), &cfg.vscode.image) {
-        set(
-            v,
-            &["singleuser", "profileList"],
-            json!([
-                {"display_name": "JupyterLab", "description": "Python notebooks in JupyterLab.", "default": true},
-                {"display_name": "VS Code", "description": "VS Code (code-server) in the browser.",
-                 "kubespawner_override": {"image": image, "default_url": "/vscode/"}},
-            ]),
-        );
-    }
-    if let Some(ing) = &cfg.ingress {
-        let mut ingress = json!({"enabled": true, "hosts": [ing.host]});
-        if let Some(class) = &ing.class_name {
-            set(&mut ingress, &["ingressClassName"], json!(class));
-        }
-        if let Some(tls) = &ing.tls_secret {
-            set(
-                &mut ingress,
-                &["tls"],
-                json!([{"hosts": [ing.host], "secretName": tls}]),
-            );
-        }
-        set(v, &["ingress"], ingress);
-    }
-    for file in loaded.values_files.get(TOOL.name()).into_iter().flatten() {
-        merge(v, &file.value);
-    }
-    // After the user's values: the clone follows the storage and image they end up with.
-    if let (true, Some((repo, branch))) = (
-        su.clone_dags.unwrap_or_else(|| {
-            crate::config::defaults::flag("/tools/jupyterhub/singleuser/cloneDags")
-        }),
-        &links.dags,
-    ) {
-        if let Some(init) = clone_init_container(v, &chart_version, repo, branch, dags_git.as_ref())
-        {
-            let mut list = v
-                .pointer("/singleuser/initContainers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            list.push(init);
-            set(v, &["singleuser", "initContainers"], Value::Array(list));
-            if let Some(data) = dags_git {
-                secrets.push((DAGS_GIT_SECRET, data));
-            }
-        }
-    }
-    // The hub reads these Secrets at start only: a change must roll it.
-    let read_by_hub: Vec<&(&str, Value)> = secrets
-        .iter()
-        .filter(|(name, _)| [DB_SECRET, OAUTH_SECRET, ADMIN_SECRET].contains(name))
-        .collect();
-    if !read_by_hub.is_empty() {
-        let bytes = serde_json::to_vec(&read_by_hub).unwrap_or_default();
-        set(
-            v,
-            &["hub", "annotations", "checksum/mlplat-secrets"],
-            json!(deriver.checksum(&bytes)),
-        );
-    }
+    ingress
+}
 
+/// The chart's own secrets, set once and kept (`proxy.secretToken`, `hub.cookieSecret`,
+/// CryptKeeper's key): derived, so every render gives the same.
+fn secret_values(deriver: &Deriver) -> Value {
     // Set once and kept: without them every render would make new ones and log everyone out.
     let mut secret_values = Map::new();
     set_map(
@@ -299,14 +341,7 @@ pub fn build(
         &["hub", "config", "CryptKeeper", "keys"],
         json!([crypt.expose()]),
     );
-    chart.secret_values = sv;
-
-    if !secrets.is_empty() {
-        component.secrets(&secrets)?;
-    }
-    component.extra_file("values.yaml", crate::yaml::to_yaml_string(&chart.values));
-    component.chart = Some(chart);
-    Ok(component)
+    sv
 }
 
 fn set_map(map: &mut Map<String, Value>, path: &[&str], secret: Secret) {
