@@ -7,8 +7,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -78,28 +77,6 @@ impl Fixture {
             .map(str::to_owned)
             .collect()
     }
-}
-
-/// Every file under `dir`, by relative path.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p
-                    .strip_prefix(dir)
-                    .expect("below")
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(rel, std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    out
 }
 
 fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
@@ -190,7 +167,7 @@ fn chart_secrets_stay_in_private_files_and_the_values_file_is_removed() {
         );
     }
     // And appear in no file others can read.
-    for (rel, bytes) in files(&fx.path("out")) {
+    for (rel, bytes) in support::tree::read_tree(&fx.path("out")) {
         let mode = std::fs::metadata(fx.path("out").join(&rel))
             .expect("metadata")
             .permissions()
@@ -219,7 +196,7 @@ fn a_changed_chart_archive_is_refused_and_out_is_untouched() {
     let fx = Fixture::new("rendered");
     fx.ok(&["charts", "pull"]);
     fx.ok(&["render"]);
-    let before = files(&fx.path("out"));
+    let before = support::tree::read_tree(&fx.path("out"));
     let lock = mlplat::lock::Lock::load(&fx.path("platform.yaml")).expect("lock");
     let pin = lock
         .charts
@@ -248,7 +225,11 @@ fn a_changed_chart_archive_is_refused_and_out_is_untouched() {
             "`{needle}` missing from:\n{stderr}"
         );
     }
-    assert_eq!(files(&fx.path("out")), before, "out/ changed");
+    assert_eq!(
+        support::tree::read_tree(&fx.path("out")),
+        before,
+        "out/ changed"
+    );
     let after = fx.helm_calls();
     assert!(
         !after[calls_before..]
@@ -260,7 +241,7 @@ fn a_changed_chart_archive_is_refused_and_out_is_untouched() {
     // `charts pull` fetches the pinned archive again, and the render is the same as before.
     fx.ok(&["charts", "pull"]);
     fx.ok(&["render"]);
-    assert_eq!(files(&fx.path("out")), before);
+    assert_eq!(support::tree::read_tree(&fx.path("out")), before);
 }
 
 #[test]
@@ -301,7 +282,10 @@ fn rendering_twice_gives_the_same_bytes() {
     fx.ok(&["charts", "pull"]);
     fx.ok(&["render", "-o", "out-a"]);
     fx.ok(&["render", "-o", "out-b"]);
-    let (a, b) = (files(&fx.path("out-a")), files(&fx.path("out-b")));
+    let (a, b) = (
+        support::tree::read_tree(&fx.path("out-a")),
+        support::tree::read_tree(&fx.path("out-b")),
+    );
     assert!(a.len() > 20, "{}", a.len());
     assert_eq!(a, b);
     // And a fresh render (not only the index) agrees with what is on disk.

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod published;
+pub mod tree;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;

@@ -883,7 +883,7 @@ environments:
 
     /// Every file of the workspace (configs, locks, out/) with its bytes.
     fn files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
-        common::read_tree(self.dir.path())
+        common::tree::read_tree(self.dir.path())
     }
 }
 

@@ -143,7 +143,7 @@ fn read(path: &Path) -> String {
 
 /// Every file of a tree, by relative path, as text.
 fn tree(dir: &Path) -> BTreeMap<String, String> {
-    common::read_tree(dir)
+    common::tree::read_tree(dir)
         .into_iter()
         .map(|(rel, bytes)| (rel, String::from_utf8_lossy(&bytes).into_owned()))
         .collect()

@@ -1,8 +1,10 @@
 //! What the AWS crate's tests share: where the workspace is, and the `mlplat` binary.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+#[path = "../../../../tests/support/tree.rs"]
+pub mod tree;
 
 /// The workspace root (the `mlplat` crate, with `examples/` and `tests/`).
 pub fn workspace_root() -> PathBuf {
@@ -25,25 +27,4 @@ pub fn mlplat_bin() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-/// Every file below `dir`, by path relative to it (`/`-separated), with its bytes.
-pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).expect("below dir");
-                out.insert(
-                    rel.to_string_lossy().replace('\\', "/"),
-                    std::fs::read(&path).expect("read"),
-                );
-            }
-        }
-    }
-    out
 }
