@@ -11,7 +11,7 @@
 //! | inputs | [`lock`] (the lock file: what provision, rotate, charts pull and images pin recorded), [`config`] (the config: read, layered per environment, validated, with its defaults) |
 //! | choices | [`charts`] (chart archives, pins, values checks), [`images`] (image references, by tag or digest) |
 //! | shared types | [`render::component`], [`render::error`], [`render::network`], [`render::secret`] |
-//! | stages | [`backends`] (PostgreSQL in the cluster or on RDS, artifacts on a PVC or in S3) → [`secret_delivery`] (what `secrets.mode` makes of each Secret) → [`tools`] (Airflow, MLflow, JupyterHub) → [`delivery`] (Flux, Argo CD or rendered manifests) → [`output`] (`out/`, written atomically or compared) and [`diff`] |
+//! | stages, as the pipeline runs them | [`backends`] (PostgreSQL in the cluster or on RDS, artifacts on a PVC or in S3) → [`tools`] (Airflow, MLflow, JupyterHub) → [`secret_delivery`] (what `secrets.mode` makes of each component's Secrets) → [`delivery`] (Flux, Argo CD or rendered manifests) → [`output`] (`out/`, written atomically or compared) and [`diff`]; every secret is derived by [`secrets`], the foundation they share |
 //! | the pipeline | [`render`] ([`render::pipeline`] runs the stages in order) |
 //! | the command line | [`cli`] (arguments), [`commands`] (one file per command) |
 //!

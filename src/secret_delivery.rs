@@ -1,4 +1,5 @@
-//! Stage 5b: how Secrets reach the cluster, chosen by `secrets.mode`.
+//! The secrets stage: how Secrets reach the cluster, chosen by `secrets.mode`, applied to each
+//! component the backends and the tools built.
 //!
 //! Every Secret a render produces is recorded once, as a [`SecretObject`] (namespace, name,
 //! keys and values, and where each value came from), by [`crate::render::component::Component::secrets`].

@@ -1,6 +1,7 @@
-//! Stage 3: every generated secret is derived, not random: HMAC-SHA256 of the platform secret
-//! key and the secret's name. Same key and config → same bytes on any machine; another key →
-//! other secrets. A [`Secret`] never shows its value in `Debug` or `Display`, only a fingerprint.
+//! Every generated secret is derived, not random (a foundation every stage uses): HMAC-SHA256
+//! of the platform secret key and the secret's name. Same key and config → same bytes on any
+//! machine; another key → other secrets. A [`Secret`] never shows its value in `Debug` or
+//! `Display`, only a fingerprint.
 
 use std::fmt;
 
