@@ -108,6 +108,15 @@ async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// An S3 client of the test's config, by path (moto serves buckets by path, not host name).
+fn s3_client(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(cfg)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 /// A VPC with two private subnets in two zones: `(vpc, [subnets])`.
 fn network(rt: &tokio::runtime::Runtime) -> (String, Vec<String>) {
     rt.block_on(async {
@@ -303,11 +312,7 @@ fn seen(rt: &tokio::runtime::Runtime, name: &str) -> Seen {
             .await
             .ok()
             .and_then(|o| o.security_groups().first().cloned());
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&cfg)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = s3_client(&cfg);
         let bucket = format!("{name}-artifacts");
         let bucket_encryption = s3
             .get_bucket_encryption()
@@ -695,11 +700,7 @@ fn drift_is_reported_not_applied_and_a_bucket_with_objects_needs_force_destroy()
     );
     rt.block_on(async {
         let cfg = sdk_config().await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&cfg)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = s3_client(&cfg);
         // moto enforces the bucket policy: its plain-HTTP requests fall under the TLS-only
         // statement. Lift it to upload one object (plan shows it as a change to make).
         s3.delete_bucket_policy()
@@ -783,11 +784,7 @@ fn drift_is_reported_not_applied_and_a_bucket_with_objects_needs_force_destroy()
     );
     rt.block_on(async {
         let cfg = sdk_config().await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&cfg)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = s3_client(&cfg);
         s3.delete_bucket_policy()
             .bucket("drift-artifacts")
             .send()

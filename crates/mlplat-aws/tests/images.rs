@@ -372,3 +372,32 @@ fn each_environment_pins_in_its_own_lock_file() {
     let dev_tree = tree(&d.join("out/dev"));
     assert!(dev_tree.values().all(|t| !t.contains(&prod_mlflow)));
 }
+
+/// A registry error in one environment leaves every lock file as it was, the others' too.
+#[test]
+fn a_failed_read_in_one_environment_writes_no_lock_file() {
+    let registry = Registry::start();
+    let r = &registry.addr;
+    let mlflow = format!("{r}/mlplat/mlflow:3.17.2");
+    let postgres = format!("{r}/library/postgres:16.10");
+    registry.push("mlplat/mlflow:3.17.2", "{\"mlflow\": 1}");
+    registry.push("library/postgres:16.10", "{\"postgres\": 1}");
+    let dir = workspace(&mlflow, &postgres);
+    let d = dir.path();
+    let mut config = read(&d.join("platform.yaml"));
+    config.push_str("environments:\n  dev: {file: dev.yaml}\n  prod: {file: prod.yaml}\n");
+    std::fs::write(d.join("platform.yaml"), config).expect("config");
+    std::fs::write(d.join("dev.yaml"), "{}\n").expect("dev overlay");
+    // prod names a tag the registry does not have.
+    std::fs::write(
+        d.join("prod.yaml"),
+        format!("tools:\n  mlflow: {{image: \"{r}/mlplat/mlflow:9.9.9\"}}\n"),
+    )
+    .expect("prod overlay");
+
+    let pin = mlplat(d, &["images", "pin", "-c", "platform.yaml"]);
+    assert_eq!(pin.status.code(), Some(2), "{}", stderr(&pin));
+    assert!(stderr(&pin).contains("9.9.9"), "{}", stderr(&pin));
+    assert!(!d.join("platform.dev.lock.yaml").exists());
+    assert!(!d.join("platform.prod.lock.yaml").exists());
+}

@@ -69,6 +69,33 @@ fn count(done: &[(String, Change)], change: Change) -> usize {
     done.iter().filter(|(_, c)| *c == change).count()
 }
 
+/// `mlplat ARGS` in `dir` against the moto server (HOME at `home`): its exit code and all it
+/// printed.
+fn run_mlplat(
+    dir: &std::path::Path,
+    home: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, String) {
+    let out = std::process::Command::new(common::mlplat_bin())
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .env("HOME", home)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run mlplat");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 #[test]
 fn provision_stores_once_keeps_then_rotation_changes_exactly_one() {
     let config = common::workspace_root().join("examples/external-secrets.yaml");
@@ -160,25 +187,7 @@ fn the_provision_command_stores_the_secrets_and_rotate_changes_one() {
     }
     let home = dir.path().join("home");
     std::fs::create_dir(&home).expect("home");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(common::mlplat_bin())
-            .current_dir(dir.path())
-            .args(args)
-            .env("HOME", &home)
-            .env("AWS_ENDPOINT_URL", endpoint())
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .expect("run mlplat");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
-    };
+    let run = |args: &[&str]| run_mlplat(dir.path(), &home, args);
     let lines = |text: &str, sign: char| text.lines().filter(|l| l.starts_with(sign)).count();
 
     let (code, first) = run(&["provision", "-c", "platform.yaml"]);
@@ -253,26 +262,7 @@ fn each_environment_stores_its_secrets_under_its_own_prefix() {
     for f in ["example.key", "example-git-token", "example-oauth-secret"] {
         std::fs::copy(examples.join(f), dir.path().join(f)).expect("copy");
     }
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(common::mlplat_bin())
-            .current_dir(dir.path())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .env("HOME", dir.path())
-            .env("AWS_ENDPOINT_URL", endpoint())
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .expect("run mlplat");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
-    };
+    let run = |args: &[&str]| run_mlplat(dir.path(), dir.path(), args);
 
     let (code, first) = run(&["provision", "-c", "platform.yaml", "--yes"]);
     assert_eq!(code, Some(0), "{first}");

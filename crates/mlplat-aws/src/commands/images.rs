@@ -22,6 +22,7 @@ fn pin(args: &ImagesPinArgs) -> anyhow::Result<Outcome> {
     // file. An image two environments use is read from the registry once.
     let platforms = config::load(&args.config, config::Selection::All)?;
     let mut read: BTreeMap<String, String> = BTreeMap::new();
+    let mut changed = Vec::new();
     for loaded in &platforms {
         let mut wanted: BTreeSet<String> =
             render::own_images(loaded).map_err(mlplat::commands::render_error)?;
@@ -59,10 +60,14 @@ fn pin(args: &ImagesPinArgs) -> anyhow::Result<Outcome> {
         // An image no workload uses any more keeps no pin.
         lock.images.retain(|image, _| wanted.contains(image));
         if lock != loaded.lock {
-            let path = loaded.lock_path();
-            lock.write(&path)?;
-            eprintln!("mlplat: wrote {}", path.display());
+            changed.push((loaded.lock_path(), lock));
         }
+    }
+    // Written only once every digest is read: a registry that fails half way leaves every
+    // lock file as it was.
+    for (path, lock) in changed {
+        lock.write(&path)?;
+        eprintln!("mlplat: wrote {}", path.display());
     }
     Ok(Outcome::Clean)
 }
